@@ -1,0 +1,64 @@
+"""Tables: one row per training job (summary) and one per evaluation (curves)."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+
+from .experiment import read_result
+from .fileio import atomic_path
+
+EXPERIMENT_ORDER = {"ticket": 0, "reinit": 1, "random_pruning": 2}
+SUMMARY_COLUMNS = [
+    "experiment",
+    "replicate",
+    "trial",
+    "round",
+    "percent_remaining",
+    "early_stop_iteration",
+    "early_stop_val_loss",
+    "early_stop_val_accuracy",
+    "early_stop_test_accuracy",
+    "final_iteration",
+    "final_val_loss",
+    "final_test_accuracy",
+    "final_train_accuracy",
+    "iterations_run",
+]
+KEYS = ["experiment", "replicate", "trial", "round"]
+
+
+def _sort(df: pd.DataFrame, extra: list[str] | None = None) -> pd.DataFrame:
+    order = df["experiment"].map(EXPERIMENT_ORDER)
+    return (
+        df.assign(_order=order)
+        .sort_values(["_order", "replicate", "trial", "round", *(extra or [])], kind="stable")
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
+
+
+def build_summary(result_paths: list[str | os.PathLike]) -> pd.DataFrame:
+    rows = [read_result(p) for p in result_paths]
+    df = pd.DataFrame(rows)
+    missing = [c for c in SUMMARY_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"result files lack columns {missing}")
+    return _sort(df[SUMMARY_COLUMNS])
+
+
+def build_curves(curve_paths: list[str | os.PathLike], labels: list[dict]) -> pd.DataFrame:
+    frames = [pd.read_csv(p).assign(**lab) for p, lab in zip(curve_paths, labels)]
+    df = pd.concat(frames, ignore_index=True)
+    cols = KEYS + [c for c in df.columns if c not in KEYS]
+    return _sort(df[cols], ["iteration"])
+
+
+def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, lineterminator="\n")
+
+
+def code_versions(result_paths: list[str | os.PathLike]) -> set[str]:
+    return {read_result(p).get("code_version", "?") for p in result_paths}

@@ -1,0 +1,189 @@
+"""One experiment, wired from plain functions: each function is one workflow job.
+
+The workflow's scripts only translate Snakemake's ``input``/``output``/``params`` into calls of
+these functions, so the whole experiment can also run (and be tested) without Snakemake.
+
+Seeds: the ticket of trial t starts from ``init_model(model, seed + t)``. Everything else gets
+its own stream derived by hashing a label with the seed and trial (``derive_seed``), so no
+control ever shares a seed with a ticket: the data order of trial t (shared by all rounds and
+controls of that trial, so that they differ only in what is studied), each reinitialisation,
+and each random mask.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from . import checkpoint
+from .data import load_split
+from .errors import LTHError
+from .fileio import atomic_path, write_json
+from .models import get_spec, init_model
+from .pruning import MagnitudePruning, PruneConfig, dense_masks, percent_remaining, random_masks_like
+from .training import TrainConfig, train
+
+CURVE_COLUMNS = ["iteration", "train_loss", "val_loss", "val_accuracy", "test_accuracy"]
+
+
+def derive_seed(label: str, *parts: int) -> int:
+    digest = hashlib.sha256(":".join([label, *map(str, parts)]).encode()).digest()
+    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
+
+
+def ticket_seed(seed: int, trial: int) -> int:
+    return seed + trial
+
+
+def reinit_seed(seed: int, trial: int, replicate: int) -> int:
+    return derive_seed("reinit", seed, trial, replicate)
+
+
+def data_seed(seed: int, trial: int) -> int:
+    return derive_seed("data", seed, trial)
+
+
+def random_mask_seed(seed: int, trial: int, round_: int) -> int:
+    return derive_seed("random_pruning", seed, trial, round_)
+
+
+NUMERICS_MODULES = ("models.py", "pruning.py", "training.py")
+
+
+def code_version() -> str:
+    """A short hash of the modules that determine the numbers (model, pruning, training loop).
+
+    Every result records it; the aggregate step warns when results of one grid come from
+    different versions (Snakemake reruns a job when its script changes, not when the library
+    it imports does: rerun with ``--forcerun train_dense train_sparse`` after such an edit).
+    """
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent / name for name in NUMERICS_MODULES):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+# --- jobs ----------------------------------------------------------------------------------
+
+
+def make_init(model_name: str, seed: int, out: str | os.PathLike) -> None:
+    """theta0: a freshly initialised network."""
+    model = init_model(model_name, seed)
+    checkpoint.save_weights(out, model_name, model.state_dict(), {"seed": seed})
+
+
+def make_ticket_mask(
+    model_name: str,
+    trained: str | os.PathLike,
+    previous_mask: str | os.PathLike | None,
+    round_: int,
+    prune_cfg: PruneConfig,
+    out: str | os.PathLike,
+) -> dict:
+    """Prune the trained weights of the previous round (or, one-shot, of the dense run).
+
+    ``previous_mask`` None means start from the dense mask (round 1, or one-shot pruning).
+    """
+    if round_ < 1:
+        raise LTHError(f"pruning round must be >= 1, got {round_}")
+    spec = get_spec(model_name)
+    state = checkpoint.load_weights(trained, model_name)
+    weights = {n: state[n] for n in spec.prunable(spec.build())}
+    masks = dense_masks(weights) if previous_mask is None else checkpoint.load_masks(previous_mask, model_name)
+    new = MagnitudePruning(prune_cfg, spec.output_layer).prune(weights, masks, round_)
+    meta = {"round": round_, "percent_remaining": percent_remaining(new)}
+    checkpoint.save_masks(out, model_name, new, meta)
+    return meta
+
+
+def make_random_mask(model_name: str, ticket_mask: str | os.PathLike, seed: int, out: str | os.PathLike) -> dict:
+    """A random mask with the ticket's per-layer sparsity (the random-pruning control)."""
+    masks = random_masks_like(checkpoint.load_masks(ticket_mask, model_name), seed)
+    meta = {"seed": seed, "percent_remaining": percent_remaining(masks)}
+    checkpoint.save_masks(out, model_name, masks, meta)
+    return meta
+
+
+def write_curve(path: str | os.PathLike, rows: list[dict]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CURVE_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: repr(row[k]) if isinstance(row[k], float) else row[k] for k in CURVE_COLUMNS})
+
+
+def run_training(
+    model_name: str,
+    init: str | os.PathLike,
+    mask: str | os.PathLike | None,
+    data_dir: str | os.PathLike,
+    cfg: TrainConfig,
+    val_size: int,
+    split_seed: int,
+    out_model: str | os.PathLike,
+    out_curve: str | os.PathLike,
+    out_result: str | os.PathLike,
+    out_snapshot: str | os.PathLike | None = None,
+    labels: dict | None = None,
+    log=None,
+) -> dict:
+    """Train from ``init`` under ``mask`` (None: dense) and write weights, curve and result."""
+    state = checkpoint.load_weights(init, model_name)
+    masks = checkpoint.load_masks(mask, model_name) if mask is not None else None
+    data = load_split(data_dir, val_size, split_seed)
+    model = get_spec(model_name).build()
+    model.load_state_dict(state)
+    spec = get_spec(model_name)
+    params = dict(model.named_parameters())
+    pct = percent_remaining(masks if masks is not None else dense_masks({n: params[n] for n in spec.prunable(model)}))
+
+    def log_row(row):
+        if log is not None:
+            log(
+                f"iteration {row['iteration']:>6}  train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}  "
+                f"val_acc {row['val_accuracy']:.4f}  test_acc {row['test_accuracy']:.4f}  remaining {pct:.1f}%"
+            )
+
+    result = train(model, masks, data, cfg, log=log_row)
+    if out_snapshot is not None:
+        if result.snapshot is None:
+            raise LTHError("a rewind snapshot was requested but training did not save one (rewind_iteration?)")
+        checkpoint.save_weights(out_snapshot, model_name, {k: v.cpu() for k, v in result.snapshot.items()},
+                                {"iteration": cfg.save_at})
+    checkpoint.save_weights(out_model, model_name, {k: v.cpu() for k, v in model.state_dict().items()})
+    write_curve(out_curve, result.curve)
+    summary = {
+        **(labels or {}),
+        "percent_remaining": pct,
+        "early_stop_iteration": result.early_stop["iteration"],
+        "early_stop_val_loss": result.early_stop["val_loss"],
+        "early_stop_val_accuracy": result.early_stop["val_accuracy"],
+        "early_stop_test_accuracy": result.early_stop["test_accuracy"],
+        "final_iteration": result.final["iteration"],
+        "final_val_loss": result.final["val_loss"],
+        "final_test_accuracy": result.final["test_accuracy"],
+        "final_train_accuracy": result.final_train_accuracy,
+        "iterations_run": result.iterations_run,
+        "code_version": code_version(),
+        "torch_version": torch.__version__,
+        "device": str(next(model.parameters()).device),
+    }
+    write_json(out_result, summary)
+    if log is not None:
+        log(
+            f"early stop at iteration {summary['early_stop_iteration']}: val_loss {summary['early_stop_val_loss']:.4f} "
+            f"test_acc {summary['early_stop_test_accuracy']:.4f}; final test_acc {summary['final_test_accuracy']:.4f} "
+            f"({pct:.1f}% of weights remaining)"
+        )
+    return summary
+
+
+def read_result(path: str | os.PathLike) -> dict:
+    with open(path) as fh:
+        return json.load(fh)

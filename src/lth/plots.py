@@ -1,0 +1,143 @@
+"""The paper-style figures, from summary.csv and curves.csv.
+
+Conventions (as in the paper's Figures 3 and 4): the x axis is the percent of weights remaining,
+log-scaled and reversed so that the dense network (100 %) is on the left; points are the mean
+over trials (and reinitialisations), error bars span the minimum and maximum.
+"""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator  # noqa: E402
+
+from .fileio import atomic_path  # noqa: E402
+
+LABELS = {"ticket": "winning ticket (reset to θ0)", "reinit": "random reinitialisation", "random_pruning": "random pruning"}
+COLORS = {"ticket": "tab:blue", "reinit": "tab:orange", "random_pruning": "tab:green"}
+
+
+def _stats(summary: pd.DataFrame, column: str) -> pd.DataFrame:
+    g = summary.groupby(["experiment", "round"])
+    return pd.DataFrame(
+        {
+            "percent_remaining": g["percent_remaining"].mean(),
+            "mean": g[column].mean(),
+            "min": g[column].min(),
+            "max": g[column].max(),
+            "n": g[column].size(),
+        }
+    ).reset_index()
+
+
+def _sparsity_axis(ax, percents) -> None:
+    ax.set_xscale("log")
+    ticks = sorted(set(round(p, 1) for p in percents), reverse=True)
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    lo, hi = min(percents), max(percents)
+    ax.set_xlim(hi * 1.15, lo / 1.15)  # reversed: 100 % on the left
+    ax.set_xlabel("percent of weights remaining (log scale)")
+    plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
+    ax.grid(True, alpha=0.3)
+
+
+def _save(fig, path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _errorbar_plot(summary: pd.DataFrame, column: str, ylabel: str, title: str, path, scale: float = 1.0) -> None:
+    stats = _stats(summary, column)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for experiment in [e for e in LABELS if e in set(stats["experiment"])]:
+        s = stats[stats["experiment"] == experiment].sort_values("percent_remaining", ascending=False)
+        ax.errorbar(
+            s["percent_remaining"],
+            s["mean"] * scale,
+            yerr=[(s["mean"] - s["min"]) * scale, (s["max"] - s["mean"]) * scale],
+            marker="o",
+            capsize=3,
+            color=COLORS[experiment],
+            label=f"{LABELS[experiment]} (n={int(s['n'].max())} per point)",
+        )
+    _sparsity_axis(ax, stats["percent_remaining"])
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(title="mean over trials, bars = min/max", fontsize=8)
+    _save(fig, path)
+
+
+def plot_accuracy(summary: pd.DataFrame, path: str | os.PathLike) -> None:
+    _errorbar_plot(
+        summary,
+        "early_stop_test_accuracy",
+        "test accuracy at early stopping (%)",
+        "Test accuracy at the iteration of minimum validation loss",
+        path,
+        scale=100.0,
+    )
+
+
+def plot_early_stop(summary: pd.DataFrame, path: str | os.PathLike) -> None:
+    _errorbar_plot(
+        summary,
+        "early_stop_iteration",
+        "early-stop iteration (minimum validation loss)",
+        "How fast the network learns: iteration of minimum validation loss",
+        path,
+    )
+
+
+def plot_train_accuracy(summary: pd.DataFrame, path: str | os.PathLike) -> None:
+    _errorbar_plot(
+        summary,
+        "final_train_accuracy",
+        "training accuracy at the end of training (%)",
+        "Training accuracy after the last iteration",
+        path,
+        scale=100.0,
+    )
+
+
+def plot_curves(curves: pd.DataFrame, summary: pd.DataFrame, path: str | os.PathLike, levels=None) -> None:
+    """Test accuracy over iterations, one line per round (mean over trials), ticket and controls
+    in side-by-side panels. ``levels``: percents remaining to show (nearest rounds); None = all."""
+    pct = summary.groupby(["experiment", "round"])["percent_remaining"].mean()
+    experiments = [e for e in LABELS if e in set(curves["experiment"])]
+    fig, axes = plt.subplots(1, len(experiments), figsize=(6.5 * len(experiments), 4.5), squeeze=False, sharey=True)
+    rounds = sorted(curves["round"].unique())
+    if levels is not None:
+        ticket_pct = pct.loc["ticket"]
+        chosen = []
+        for level in levels:
+            best = min(ticket_pct.index, key=lambda r: abs(ticket_pct[r] - level))
+            if abs(ticket_pct[best] - level) / level < 0.1 and best not in chosen:
+                chosen.append(best)
+        rounds = sorted(chosen) or rounds
+    cmap = plt.get_cmap("viridis")
+    for ax, experiment in zip(axes[0], experiments):
+        c = curves[curves["experiment"] == experiment]
+        for i, r in enumerate(rounds):
+            sub = c[c["round"] == r]
+            if sub.empty:
+                continue
+            mean = sub.groupby("iteration")["test_accuracy"].mean()
+            ax.plot(mean.index, mean.values * 100, color=cmap(i / max(1, len(rounds) - 1)),
+                    label=f"{pct.loc[(experiment, r)]:.1f}% remaining")
+        ax.set_title(LABELS[experiment])
+        ax.set_xlabel("training iteration")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("test accuracy (%), mean over trials")
+    lo = curves["test_accuracy"].quantile(0.02) * 100
+    axes[0][0].set_ylim(max(lo - 1, 0), 100)
+    _save(fig, path)

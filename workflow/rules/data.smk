@@ -1,0 +1,24 @@
+MNIST_NAMES = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+]
+
+
+rule download_mnist:
+    output:
+        files=[f"resources/mnist/{name}" for name in MNIST_NAMES],
+        checksums="resources/mnist/checksums.json",
+    params:
+        source=config["data_source"],
+        verify=config["verify_data"],
+    log:
+        "logs/download_mnist.log",
+    script:
+        "../scripts/download_mnist.py"
+
+
+# Training reads the data through ancient(): a re-download (same verified bytes, new mtimes)
+# must not rerun the whole grid.
+MNIST = ancient(rules.download_mnist.output.files)

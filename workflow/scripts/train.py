@@ -1,0 +1,48 @@
+"""One training job: dense (round 0), a ticket, or a control."""
+
+from pathlib import Path
+
+import torch
+
+from lth.experiment import data_seed, run_training
+from lth.jobs import run_job
+from lth.training import TrainConfig
+
+
+def main(log):
+    sm = snakemake  # noqa: F821
+    p, wc = sm.params, sm.wildcards
+    torch.set_num_threads(sm.threads)
+    trial, round_ = int(wc.trial), int(wc.get("round", 0))  # train_dense: round 0
+    experiment = wc.get("experiment", "ticket")
+    name, _, replicate = experiment.partition("_") if experiment.startswith("reinit_") else (experiment, "", "0")
+    snapshot = sm.output.get("rewind")
+    cfg = TrainConfig(
+        lr=p.lr,
+        batch_size=p.batch_size,
+        iterations=p.iterations,
+        eval_every=p.eval_every,
+        patience=p.patience,
+        data_seed=data_seed(p.seed, trial),
+        device=p.device,
+        save_at=p.get("rewind_iteration") if snapshot else None,
+    )
+    log(f"{experiment} trial {trial} round {round_}: {p.model}, {cfg}")
+    run_training(
+        p.model,
+        sm.input.init,
+        sm.input.get("mask"),
+        Path(sm.input.data[0]).parent,
+        cfg,
+        val_size=p.val_size,
+        split_seed=p.seed,
+        out_model=sm.output.model,
+        out_curve=sm.output.curve,
+        out_result=sm.output.result,
+        out_snapshot=snapshot,
+        labels={"experiment": name, "replicate": int(replicate), "trial": trial, "round": round_},
+        log=log,
+    )
+
+
+run_job(main, snakemake.log[0])  # noqa: F821

@@ -108,36 +108,43 @@ def plot_train_accuracy(summary: pd.DataFrame, path: str | os.PathLike) -> None:
     )
 
 
+def choose_rounds(percents: dict[int, float], levels=None, max_lines: int = 6) -> list[int]:
+    """Rounds to draw: all of them when few, else the ones nearest the requested levels
+    (within 10 %), as the paper's Figure 3 shows 100, 51.3, 21.1, 7.0, 3.6 and 1.9 %."""
+    rounds = sorted(percents)
+    if levels is None or len(rounds) <= max_lines:
+        return rounds
+    chosen = []
+    for level in levels:
+        best = min(rounds, key=lambda r: abs(percents[r] - level))
+        if abs(percents[best] - level) / level < 0.1 and best not in chosen:
+            chosen.append(best)
+    return sorted(chosen) or rounds[:: max(1, len(rounds) // max_lines)]
+
+
 def plot_curves(curves: pd.DataFrame, summary: pd.DataFrame, path: str | os.PathLike, levels=None) -> None:
     """Test accuracy over iterations, one line per round (mean over trials), ticket and controls
-    in side-by-side panels. ``levels``: percents remaining to show (nearest rounds); None = all."""
+    in side-by-side panels."""
     pct = summary.groupby(["experiment", "round"])["percent_remaining"].mean()
     experiments = [e for e in LABELS if e in set(curves["experiment"])]
     fig, axes = plt.subplots(1, len(experiments), figsize=(6.5 * len(experiments), 4.5), squeeze=False, sharey=True)
-    rounds = sorted(curves["round"].unique())
-    if levels is not None:
-        ticket_pct = pct.loc["ticket"]
-        chosen = []
-        for level in levels:
-            best = min(ticket_pct.index, key=lambda r: abs(ticket_pct[r] - level))
-            if abs(ticket_pct[best] - level) / level < 0.1 and best not in chosen:
-                chosen.append(best)
-        rounds = sorted(chosen) or rounds
+    ticket_rounds = choose_rounds(pct.loc["ticket"].to_dict(), levels)
     cmap = plt.get_cmap("viridis")
+    colour = {r: cmap(i / max(1, len(ticket_rounds) - 1)) for i, r in enumerate(ticket_rounds)}
     for ax, experiment in zip(axes[0], experiments):
         c = curves[curves["experiment"] == experiment]
-        for i, r in enumerate(rounds):
+        for r in ticket_rounds:
             sub = c[c["round"] == r]
             if sub.empty:
                 continue
             mean = sub.groupby("iteration")["test_accuracy"].mean()
-            ax.plot(mean.index, mean.values * 100, color=cmap(i / max(1, len(rounds) - 1)),
-                    label=f"{pct.loc[(experiment, r)]:.1f}% remaining")
+            ax.plot(mean.index, mean.values * 100, color=colour[r], label=f"{pct.loc[(experiment, r)]:.1f}% remaining")
         ax.set_title(LABELS[experiment])
         ax.set_xlabel("training iteration")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, title="weights remaining")
     axes[0][0].set_ylabel("test accuracy (%), mean over trials")
     lo = curves["test_accuracy"].quantile(0.02) * 100
     axes[0][0].set_ylim(max(lo - 1, 0), 100)
+    fig.suptitle("Test accuracy during training (the paper's Figure 3)")
     _save(fig, path)

@@ -42,6 +42,7 @@ def train_params():
         batch_size=config["batch_size"],
         iterations=config["iterations"],
         eval_every=config["eval_every"],
+        test_eval=config["test_eval"],
         val_size=config["val_size"],
         patience=config["patience"],
         seed=config["seed"],

@@ -22,6 +22,7 @@ def main(log):
         batch_size=p.batch_size,
         iterations=p.iterations,
         eval_every=p.eval_every,
+        test_eval=p.test_eval,
         patience=p.patience,
         data_seed=data_seed(p.seed, trial),
         device=p.device,

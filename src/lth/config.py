@@ -33,8 +33,24 @@ def _allowed(schema: dict) -> str:
     return " ".join(parts) or "see the schema"
 
 
+def _coerce(value, schema: dict):
+    """``--config`` hands over strings for what YAML files write as false or null:
+    accept ``verify_data=false`` and ``patience=null`` (or ``patience=``) as a user means them."""
+    types = schema.get("type")
+    types = types if isinstance(types, list) else [types]
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if "boolean" in types and low in ("true", "false"):
+            return low == "true"
+        if "null" in types and low in ("null", "none", "~", ""):
+            return None
+    return value
+
+
 def check_config(config: dict, schema: dict) -> dict:
-    """Return the config with defaults filled in, or raise LTHError with one line."""
+    """Fill in defaults and check ``config`` in place; raise LTHError with one line if it is wrong.
+
+    Returns the checked config (the same dict)."""
     import jsonschema
 
     if not isinstance(config, dict):
@@ -45,6 +61,8 @@ def check_config(config: dict, schema: dict) -> dict:
         raise LTHError(
             f"unknown config key(s) {', '.join(map(repr, unknown))}; allowed keys: {', '.join(props)}"
         )
+    for key, value in list(config.items()):
+        config[key] = _coerce(value, props[key])
     full = {k: v.get("default") for k, v in props.items() if "default" in v}
     full.update(config)
     validator = jsonschema.Draft7Validator(schema)
@@ -79,4 +97,5 @@ def check_config(config: dict, schema: dict) -> dict:
             f"config key 'data_source': {full['data_source']!r} is not a folder; point it at a folder holding "
             "the four MNIST files, or set it to null to download"
         )
-    return full
+    config.update(full)
+    return config

@@ -5,9 +5,16 @@ rule aggregate:
     input:
         results=grid("result.json"),
         curves=grid("curve.csv"),
+        checksums=rules.download_mnist.output.checksums,
     output:
         summary="results/summary.csv",
         curves="results/curves.csv",
+        claims_csv="results/claims.csv",
+        claims_md="results/claims.md",
+        provenance="results/provenance.json",
+    params:
+        config={key: config[key] for key in sorted(config)},
+        repo=workflow.basedir,
     log:
         "logs/aggregate.log",
     script:

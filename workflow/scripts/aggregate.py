@@ -1,21 +1,29 @@
-"""summary.csv (one row per training job) and curves.csv (one row per evaluation)."""
+"""summary.csv, curves.csv, the claims verdict and the provenance record."""
 
 from lth.aggregate import KEYS, build_curves, build_summary, code_versions, write_csv
+from lth.claims import claims_markdown, claims_table, evaluate_claims
 from lth.experiment import read_result
+from lth.fileio import write_json, write_text
 from lth.jobs import run_job
+from lth.provenance import collect
 
 
 def main(log):
-    inp, out = snakemake.input, snakemake.output  # noqa: F821
+    inp, out, p = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
     summary = build_summary(inp.results)
-    labels = [{k: read_result(p)[k] for k in KEYS} for p in inp.results]
+    labels = [{k: read_result(path)[k] for k in KEYS} for path in inp.results]
     curves = build_curves(inp.curves, labels)
     versions = code_versions(inp.results)
     if len(versions) > 1:
-        log(f"warning: results come from {len(versions)} versions of the lth code: {sorted(versions)}")
+        log(f"warning: results come from {len(versions)} versions of the lth numerics code: {sorted(versions)}")
     write_csv(summary, out.summary)
     write_csv(curves, out.curves)
-    log(f"{len(summary)} training jobs, {len(curves)} evaluations")
+    verdicts = evaluate_claims(summary, p.config["pruning"])
+    write_csv(claims_table(verdicts), out.claims_csv)
+    write_text(out.claims_md, claims_markdown(verdicts, p.config))
+    write_json(out.provenance, collect(p.config, inp.checksums, p.repo, versions))
+    log(f"{len(summary)} training jobs, {len(curves)} evaluations; claims: "
+        + ", ".join(f"{v.claim_id}:{v.verdict}" for v in verdicts))
 
 
 run_job(main, snakemake.log[0])  # noqa: F821

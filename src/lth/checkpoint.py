@@ -21,8 +21,10 @@ FORMAT = "lth/1"
 
 
 def _save(path, payload: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # Save through a file object: given a path, torch.save names the zip's records after the
+    # file (here a random temporary name), so the same weights would give different bytes.
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(payload, fh)
 
 
 def _load(path, kind: str) -> dict:
@@ -34,6 +36,10 @@ def _load(path, kind: str) -> dict:
         raise LTHError(f"{path}: not a readable {kind} file ({str(exc).splitlines()[0][:100]}); delete it and rerun") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or payload.get("kind") != kind:
         raise LTHError(f"{path}: not a {kind} file of this pipeline (format {FORMAT})")
+    field = {"weights": "state", "masks": "masks"}[kind]
+    tensors = payload.get(field)
+    if not isinstance(tensors, dict) or not all(isinstance(t, torch.Tensor) for t in tensors.values()):
+        raise LTHError(f"{path}: {kind} file without a {field!r} mapping of names to tensors; delete it and rerun")
     return payload
 
 

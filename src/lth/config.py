@@ -8,6 +8,7 @@ schema cannot express (relations between keys).
 
 from __future__ import annotations
 
+import math
 import os
 
 import yaml
@@ -23,14 +24,14 @@ def load_schema(path: str | os.PathLike) -> dict:
 def _allowed(schema: dict) -> str:
     if "enum" in schema:
         return "one of " + ", ".join(repr(v) for v in schema["enum"])
-    parts = []
     types = schema.get("type")
-    if types:
-        parts.append(" or ".join(types) if isinstance(types, list) else types)
-    for key, word in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
-        if key in schema:
-            parts.append(f"{word} {schema[key]}")
-    return " ".join(parts) or "see the schema"
+    kind = (" or ".join(types) if isinstance(types, list) else types) if types else ""
+    bounds = [
+        f"{word} {schema[key]}"
+        for key, word in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<"))
+        if key in schema
+    ]
+    return " ".join(p for p in (kind, " and ".join(bounds)) if p) or "see the schema"
 
 
 def _coerce(value, schema: dict):
@@ -44,6 +45,10 @@ def _coerce(value, schema: dict):
             return low == "true"
         if "null" in types and low in ("null", "none", "~", ""):
             return None
+    # ``iterations=5e4`` arrives as the float 50000.0; the schema's "integer" accepts it, but
+    # range() and the params trigger need the int. A fraction (2.5) stays and is refused.
+    if "integer" in types and "number" not in types and isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
@@ -83,6 +88,9 @@ def check_config(config: dict, schema: dict) -> dict:
             raise LTHError(f"config key {shown!r}: {value!r} lists an item twice")
         raise LTHError(f"config key {shown!r}: {value!r} is not allowed; expected {_allowed(sub)}")
     # What the schema cannot say.
+    for key, value in full.items():  # nan and inf pass the schema's bounds (nan <= 0 is False)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise LTHError(f"config key {key!r}: {value!r} is not allowed; expected a finite {_allowed(props[key])}")
     if full["eval_every"] > full["iterations"]:
         raise LTHError(
             f"config key 'eval_every': {full['eval_every']} is larger than iterations={full['iterations']}; "

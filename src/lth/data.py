@@ -13,6 +13,7 @@ import os
 import socket
 import struct
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def _read_maybe_gz(path: Path) -> bytes:
             with gzip.open(path, "rb") as fh:
                 return fh.read()
         return path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # zlib.error: corrupt deflate data
         raise LTHError(f"cannot read {path}: {exc} (truncated or not gzip?)") from None
 
 
@@ -114,17 +115,17 @@ def fetch_mnist(
         folder = Path(source).expanduser()
         if not folder.is_dir():
             raise LTHError(f"data_source {folder} is not a folder; {HOW_TO_FIX}")
-        blobs = {}
+        blobs, origin = {}, {}
         for name in FILE_NAMES:
             path = _find_local(folder, name)
             data = _read_maybe_gz(path)
             if verify_checksums:
                 verify(name, data, str(path))
-            blobs[name] = data
+            blobs[name], origin[name] = data, str(path)
             log(f"read {path}")
     else:
         mirrors = default_mirrors() if mirrors is None else mirrors
-        blobs = {}
+        blobs, origin = {}, {}
         for name in FILE_NAMES:
             tried = []
             for mirror in mirrors:
@@ -133,10 +134,10 @@ def fetch_mnist(
                     data = gzip.decompress(_download(url, timeout))
                     if verify_checksums:
                         verify(name, data, url)
-                except (OSError, EOFError, ValueError, socket.timeout, LTHError) as exc:
+                except (OSError, EOFError, ValueError, zlib.error, socket.timeout, LTHError) as exc:
                     tried.append(f"{url} ({str(exc).splitlines()[0][:120]})")
                     continue
-                blobs[name] = data
+                blobs[name], origin[name] = data, url
                 log(f"downloaded {url}")
                 break
             else:
@@ -144,9 +145,9 @@ def fetch_mnist(
                     f"could not fetch {name} from any mirror: tried {'; '.join(tried)}. "
                     f"Offline? {HOW_TO_FIX}"
                 )
-    # Parse before writing: a folder of another IDX dataset with checks off still fails here.
-    for name, data in blobs.items():
-        parse_idx(data, name)
+    # Parse and cross-check before writing anything: a folder of another IDX dataset, or files
+    # that do not belong together, fail here even with the checksums off.
+    check_arrays({name: parse_idx(data, origin[name]) for name, data in blobs.items()}, origin)
     dest.mkdir(parents=True, exist_ok=True)
     for name, data in blobs.items():
         with atomic_path(dest / name) as tmp:
@@ -193,24 +194,33 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
 def read_mnist_arrays(folder: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read the four IDX files of ``folder`` and check that they fit together."""
     folder = Path(folder)
-    arrays = {}
+    arrays, where = {}, {}
     for name in FILE_NAMES:
         path = folder / name
         if not path.is_file():
             raise LTHError(f"missing {path}; run the download_mnist rule (snakemake resources/mnist)")
-        arrays[name] = parse_idx(path.read_bytes(), str(path))
+        arrays[name], where[name] = parse_idx(path.read_bytes(), str(path)), str(path)
+    check_arrays(arrays, where)
+    return arrays
+
+
+def check_arrays(arrays: dict[str, np.ndarray], where: dict[str, str]) -> None:
+    """Check that the four parsed arrays are MNIST-shaped and fit together; ``where`` names
+    each file in the messages."""
     for split in ("train", "t10k"):
-        images = arrays[f"{split}-images-idx3-ubyte"]
-        labels = arrays[f"{split}-labels-idx1-ubyte"]
+        img, lab = f"{split}-images-idx3-ubyte", f"{split}-labels-idx1-ubyte"
+        images, labels = arrays[img], arrays[lab]
         if images.ndim != 3 or images.shape[1:] != (28, 28):
-            raise LTHError(f"{folder}/{split}-images-idx3-ubyte: images are {images.shape[1:]}, expected 28x28")
-        if labels.ndim != 1 or len(labels) != len(images):
+            raise LTHError(f"{where[img]}: images of shape {images.shape[1:]}, expected 28x28 (an IDX file of images)")
+        if labels.ndim != 1:
+            raise LTHError(f"{where[lab]}: shape {labels.shape}, expected a 1-d IDX file of labels")
+        if len(labels) != len(images):
             raise LTHError(
-                f"{folder}: {len(images)} {split} images but {len(labels)} labels; the files do not belong together"
+                f"{where[img]} holds {len(images)} images but {where[lab]} holds {len(labels)} labels; "
+                "the files do not belong together"
             )
         if labels.size and labels.max() > 9:
-            raise LTHError(f"{folder}/{split}-labels-idx1-ubyte: label {labels.max()} outside 0-9")
-    return arrays
+            raise LTHError(f"{where[lab]}: label {labels.max()} outside 0-9")
 
 
 @dataclass
@@ -264,6 +274,7 @@ __all__ = [
     "parse_idx",
     "write_idx",
     "read_mnist_arrays",
+    "check_arrays",
     "load_split",
     "Split",
 ]

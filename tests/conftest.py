@@ -19,16 +19,22 @@ SHARED_MNIST = Path(os.environ.get("LTH_MNIST_DIR", ROOT.parent / "shared" / "mn
 
 
 def make_small_mnist(folder: Path, n_train: int = 600, n_test: int = 200, seed: int = 0, gz: bool = False) -> Path:
-    """Write four IDX files of 28x28 images that a network can learn: each class is a fixed
-    random template plus noise. Returns the folder."""
+    """Write four IDX files of 28x28 images that a network can learn, but not instantly: each
+    class is a faint fixed +-20 pattern on grey, under +-90 noise, and 5 % of the labels are
+    redrawn at random. LeNet-300-100 (batch 20) reaches about 85 % test accuracy after 60
+    iterations and about 94 % after 300, so accuracies and early-stop iterations vary between
+    jobs instead of all being 1.0. Returns the folder."""
     rng = np.random.default_rng(seed)
-    templates = rng.integers(0, 256, size=(10, 28, 28))
+    templates = rng.choice([-20, 20], size=(10, 28, 28))
     folder.mkdir(parents=True, exist_ok=True)
 
     def images(n):
-        labels = rng.integers(0, 10, size=n).astype(np.uint8)
-        noise = rng.integers(-60, 61, size=(n, 28, 28))
-        return np.clip(templates[labels] + noise, 0, 255).astype(np.uint8), labels
+        labels = rng.integers(0, 10, size=n)
+        noise = rng.integers(-90, 91, size=(n, 28, 28))
+        x = np.clip(128 + templates[labels] + noise, 0, 255).astype(np.uint8)
+        relabel = rng.random(n) < 0.05
+        labels = np.where(relabel, rng.integers(0, 10, size=n), labels).astype(np.uint8)
+        return x, labels
 
     for split, n in (("train", n_train), ("t10k", n_test)):
         x, y = images(n)

@@ -2,12 +2,25 @@
 # download MNIST -> init theta0 -> train dense -> prune -> rewind + retrain (rounds x trials),
 # with the controls, -> aggregate -> plot. See README.md.
 
+import os
+import sys
+
 from snakemake.utils import min_version, validate
 
 min_version("8.0")
 
+# The workflow's own package, importable without an install (e.g. in the conda env of
+# `--sdm conda`): here, and in every job through PYTHONPATH (set, not required: no envvars).
+SRC = os.path.join(workflow.basedir, "src")
+sys.path.insert(0, SRC)
+if SRC not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+    os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
+
 
 configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
 
 
 # Validate before any job starts. lth.config gives a one-line message that names the key, the
@@ -35,7 +48,7 @@ localrules:
 
 
 rule all:
+    default_target: True
     input:
         rules.aggregate.output,
         rules.plot.output,
-    default_target: True

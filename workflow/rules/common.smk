@@ -1,5 +1,8 @@
 # Paths and the grid, derived from the config. Every path pattern is defined once here.
 
+import math
+
+
 wildcard_constraints:
     trial=r"\d+",
     round=r"\d+",
@@ -48,3 +51,53 @@ def train_params():
         seed=config["seed"],
         device=config["device"],
     )
+
+
+# Threads and resources of the jobs (mem_mb, runtime in minutes), sized from measurements on one
+# CPU thread with the real MNIST (Snakemake benchmark files, max_rss): a training job of 50K
+# iterations took 163-165 s and peaked at 911-932 MB; init, prune and random_mask 6-7 s and
+# 515-540 MB; aggregate 8 s and 560 MB; plot 6 s and 130 MB. The limits leave room for slower
+# nodes, the paper's larger grid, and a retry (runtime grows with the attempt).
+CONDA_ENV = "../../envs/lth.yaml"
+
+
+def train_mem_mb(wildcards, attempt):
+    """MB: 1500 on CPU (measured peak 932); 4000 with CUDA (its libraries, not measured here)."""
+    return (4000 if config["device"] == "cuda" else 1500) * attempt
+
+
+def train_runtime(wildcards, attempt):
+    """Minutes: 5 + 1 per 5,000 iterations (15 for the paper's 50K: 5x the measured 2.8)."""
+    return (5 + math.ceil(config["iterations"] / 5000)) * attempt
+
+
+# Input functions of the grid's rules (lottery.smk).
+
+
+def _round(wc):
+    return int(wc["round"])
+
+
+def _prune_inputs(wc):
+    r = _round(wc)
+    if r < 1:
+        raise ValueError("round 0 is the dense network: it has no pruning mask")
+    if config["pruning"] == "oneshot":  # straight from the dense net to round r's sparsity
+        return {"trained": rules.train_dense.output.model.format(trial=wc.trial)}
+    inputs = {"trained": f"results/trial_{wc.trial}/ticket/round_{r - 1}/model.pt"}
+    if r > 1:
+        inputs["previous_mask"] = f"results/trial_{wc.trial}/ticket/round_{r - 1}/mask.pt"
+    return inputs
+
+
+def _sparse_inputs(wc):
+    ticket_mask = rules.prune.output.mask.format(trial=wc.trial, round=wc["round"])
+    rewind = rules.train_dense.output.rewind.format(trial=wc.trial)
+    if wc.experiment == "ticket":
+        return {"init": rewind, "mask": ticket_mask}
+    if wc.experiment == "random_pruning":
+        mask = rules.random_mask.output.mask.format(trial=wc.trial, round=wc["round"])
+        return {"init": rewind, "mask": mask}
+    # reinit_k: the ticket's mask, a fresh random initialisation
+    init = rules.init.output.weights.format(trial=wc.trial, init_of=wc.experiment)
+    return {"init": init, "mask": ticket_mask}

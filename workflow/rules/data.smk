@@ -10,11 +10,17 @@ rule download_mnist:
     output:
         files=[f"resources/mnist/{name}" for name in MNIST_NAMES],
         checksums="resources/mnist/checksums.json",
+    log:
+        "logs/download_mnist.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=15,
     params:
         source=config["data_source"],
         verify=config["verify_data"],
-    log:
-        "logs/download_mnist.log",
     script:
         "../scripts/download_mnist.py"
 

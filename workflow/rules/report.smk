@@ -7,16 +7,32 @@ rule aggregate:
         curves=grid("curve.csv"),
         checksums=rules.download_mnist.output.checksums,
     output:
-        summary="results/summary.csv",
+        summary=report(
+            "results/summary.csv",
+            caption="../report/summary.rst",
+            category="3. Tables",
+            labels={"table": "summary.csv: one row per training job"},
+        ),
         curves="results/curves.csv",
-        claims_csv="results/claims.csv",
+        claims_csv=report(
+            "results/claims.csv",
+            caption="../report/claims.rst",
+            category="1. Claims",
+            labels={"table": "claims.csv: the paper's claims, measured"},
+        ),
         claims_md="results/claims.md",
         provenance="results/provenance.json",
+    log:
+        "logs/aggregate.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         config={key: config[key] for key in sorted(config)},
         repo=workflow.basedir,
-    log:
-        "logs/aggregate.log",
     script:
         "../scripts/aggregate.py"
 
@@ -26,11 +42,37 @@ rule plot:
         summary=rules.aggregate.output.summary,
         curves=rules.aggregate.output.curves,
     output:
-        accuracy="results/plots/accuracy.png",
-        early_stop="results/plots/early_stop.png",
-        curves="results/plots/curves.png",
-        train_accuracy="results/plots/train_accuracy.png",
+        accuracy=report(
+            "results/plots/accuracy.png",
+            caption="../report/accuracy.rst",
+            category="2. Figures",
+            labels={"figure": "Fig. 4a right: test accuracy at early stop"},
+        ),
+        early_stop=report(
+            "results/plots/early_stop.png",
+            caption="../report/early_stop.rst",
+            category="2. Figures",
+            labels={"figure": "Fig. 4a left: early-stop iteration"},
+        ),
+        curves=report(
+            "results/plots/curves.png",
+            caption="../report/curves.rst",
+            category="2. Figures",
+            labels={"figure": "Fig. 3: test accuracy over training"},
+        ),
+        train_accuracy=report(
+            "results/plots/train_accuracy.png",
+            caption="../report/train_accuracy.rst",
+            category="2. Figures",
+            labels={"figure": "Fig. 4b: final training accuracy"},
+        ),
     log:
         "logs/plot.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     script:
         "../scripts/plot.py"

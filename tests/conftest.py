@@ -54,6 +54,16 @@ def small_mnist(tmp_path) -> Path:
     return make_small_mnist(tmp_path / "small_mnist")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """In-process training in tests uses one torch thread, as the workflow's jobs do (threads: 1):
+    on a busy 2-core machine the default two threads oversubscribe it and a tiny training run
+    takes seconds instead of a fraction of one."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 # A tiny but complete grid on the small data: 2 trials x 2 rounds, with the reinit control.
 TINY_CONFIG = {
     "trials": 2,

@@ -33,7 +33,8 @@ def _load(path, kind: str) -> dict:
     except FileNotFoundError:
         raise LTHError(f"{path}: {kind} file is missing") from None
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise LTHError(f"{path}: not a readable {kind} file ({str(exc).splitlines()[0][:100]}); delete it and rerun") from None
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:100]  # an empty file: EOFError()
+        raise LTHError(f"{path}: not a readable {kind} file ({reason}); delete it and rerun") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or payload.get("kind") != kind:
         raise LTHError(f"{path}: not a {kind} file of this pipeline (format {FORMAT})")
     field = {"weights": "state", "masks": "masks"}[kind]

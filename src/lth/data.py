@@ -135,7 +135,8 @@ def fetch_mnist(
                     if verify_checksums:
                         verify(name, data, url)
                 except (OSError, EOFError, ValueError, zlib.error, socket.timeout, LTHError) as exc:
-                    tried.append(f"{url} ({str(exc).splitlines()[0][:120]})")
+                    reason = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+                    tried.append(f"{url} ({reason})")
                     continue
                 blobs[name], origin[name] = data, url
                 log(f"downloaded {url}")
@@ -251,16 +252,26 @@ def load_split(folder: str | os.PathLike, val_size: int, split_seed: int) -> Spl
     def images(a):
         return torch.from_numpy(a.reshape(len(a), -1).astype(np.float32) / 255.0)
 
+    def image_rows(a, idx):
+        # Select the uint8 rows first, then convert straight into a torch-allocated tensor:
+        # the same float32 division per pixel, so the same bits as converting all 60K images
+        # and indexing the floats (as this function did before), in one pass and without the
+        # two 188 MB temporaries (~0.5 s and ~400 MB less per training job).
+        rows = a.reshape(len(a), -1)[idx.numpy()]
+        out = torch.empty(rows.shape, dtype=torch.float32)
+        np.divide(rows, np.float32(255.0), out=out.numpy())
+        return out
+
     def labels(a):
         return torch.from_numpy(a.astype(np.int64))
 
-    x, y = images(train_images), labels(arrays["train-labels-idx1-ubyte"])
+    y = labels(arrays["train-labels-idx1-ubyte"])
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
     val_idx, train_idx = perm[:val_size].sort().values, perm[val_size:].sort().values
     return Split(
-        train_x=x[train_idx].contiguous(),
+        train_x=image_rows(train_images, train_idx),
         train_y=y[train_idx].contiguous(),
-        val_x=x[val_idx].contiguous(),
+        val_x=image_rows(train_images, val_idx),
         val_y=y[val_idx].contiguous(),
         test_x=images(arrays["t10k-images-idx3-ubyte"]),
         test_y=labels(arrays["t10k-labels-idx1-ubyte"]),

@@ -252,12 +252,11 @@ def evaluate_claims(summary: pd.DataFrame, pruning: str = "iterative") -> list[V
     out = []
     for claim_id, claim, paper, source, tolerance, fn in CLAIMS:
         try:
+            if fn is not None and pruning != "iterative":  # claims 1-5 are about iterative pruning
+                raise Missing("claims 1-5 need `pruning: iterative`")
             measured, verdict = fn(g) if fn is not None else _claim6(g, pruning)
         except Missing as why:
             measured, verdict = f"not measured: {why}", NOT_RUN
-        if claim_id != 6 and pruning != "iterative" and verdict != NOT_RUN:
-            # Claims 1-5 are about iteratively pruned tickets.
-            measured, verdict = "not measured: claims 1-5 need `pruning: iterative`", NOT_RUN
         out.append(Verdict(claim_id, claim, paper, source, measured, tolerance, verdict))
     return out
 

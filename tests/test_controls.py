@@ -1,0 +1,114 @@
+"""Issue 3's controls and modes on a tiny grid: reinit, random pruning, one-shot, late rewinding."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY_CONFIG, make_small_mnist, run_snakemake
+from lth import checkpoint
+from lth.data import load_split
+from lth.experiment import data_seed, make_ticket_mask
+from lth.models import get_spec
+from lth.pruning import PruneConfig, target_remaining
+from lth.training import TrainConfig, train
+
+MODEL = "lenet_300_100"
+CONFIG = dict(TINY_CONFIG, trials=1, rounds=2, controls=["reinit", "random_pruning"], rewind_iteration=20)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("controls")
+    data = make_small_mnist(work / "data")
+    run_snakemake(work, "--cores", "2", config=dict(CONFIG, data_source=str(data)))
+    return work
+
+
+def trial_dir(run, experiment, round_=None):
+    d = run / "results" / "trial_0" / experiment
+    return d if round_ is None else d / f"round_{round_}"
+
+
+def zero_pattern(state):
+    return {n: state[n] != 0 for n in ("fc1.weight", "fc2.weight", "fc3.weight")}
+
+
+pytestmark = pytest.mark.workflow
+
+
+def test_reinit_trains_the_tickets_mask_from_another_init(run):
+    ticket_init = checkpoint.load_weights(trial_dir(run, "ticket") / "init.pt", MODEL)
+    reinit_init = checkpoint.load_weights(trial_dir(run, "reinit_0") / "init.pt", MODEL)
+    assert not torch.equal(ticket_init["fc1.weight"], reinit_init["fc1.weight"])
+    for r in (1, 2):
+        mask = checkpoint.load_masks(trial_dir(run, "ticket", r) / "mask.pt", MODEL)
+        trained = checkpoint.load_weights(trial_dir(run, "reinit_0", r) / "model.pt", MODEL)
+        # Survivors almost surely move away from zero; pruned weights are exactly zero.
+        assert all(torch.equal(zero_pattern(trained)[n], mask[n]) for n in mask)
+
+
+def test_random_pruning_has_the_tickets_sparsity_and_another_mask(run):
+    for r in (1, 2):
+        ticket = checkpoint.load_masks(trial_dir(run, "ticket", r) / "mask.pt", MODEL)
+        rand = checkpoint.load_masks(trial_dir(run, "random_pruning", r) / "mask.pt", MODEL)
+        for name in ticket:
+            assert int(rand[name].sum()) == int(ticket[name].sum())
+            assert not torch.equal(rand[name], ticket[name])
+        trained = checkpoint.load_weights(trial_dir(run, "random_pruning", r) / "model.pt", MODEL)
+        assert all(torch.equal(zero_pattern(trained)[n], rand[n]) for n in rand)
+
+
+def test_late_rewinding_loads_the_dense_weights_at_iteration_k(run):
+    rewind = checkpoint.load_weights(trial_dir(run, "ticket", 0) / "rewind.pt", MODEL)
+    init = checkpoint.load_weights(trial_dir(run, "ticket") / "init.pt", MODEL)
+    data = load_split(run / "resources" / "mnist", CONFIG["val_size"], 0)
+    model = get_spec(MODEL).build()
+    model.load_state_dict(init)
+    cfg = TrainConfig(lr=0.0012, batch_size=CONFIG["batch_size"], iterations=20, eval_every=CONFIG["eval_every"],
+                      data_seed=data_seed(0, 0), device="cpu")
+    train(model, None, data, cfg)
+    assert all(torch.equal(model.state_dict()[k], rewind[k]) for k in rewind)
+    assert not torch.equal(rewind["fc1.weight"], init["fc1.weight"])
+    # The round-1 ticket is retrained from exactly that snapshot under its mask.
+    mask = checkpoint.load_masks(trial_dir(run, "ticket", 1) / "mask.pt", MODEL)
+    ticket = get_spec(MODEL).build()
+    ticket.load_state_dict(rewind)
+    cfg = TrainConfig(lr=0.0012, batch_size=CONFIG["batch_size"], iterations=CONFIG["iterations"],
+                      eval_every=CONFIG["eval_every"], data_seed=data_seed(0, 0), device="cpu")
+    train(ticket, mask, data, cfg)
+    trained = checkpoint.load_weights(trial_dir(run, "ticket", 1) / "model.pt", MODEL)
+    assert all(torch.equal(ticket.state_dict()[k], trained[k]) for k in trained)
+
+
+def test_oneshot_masks_hit_iterative_sparsity(tmp_path):
+    torch.manual_seed(0)
+    model = get_spec(MODEL).build()
+    path = tmp_path / "trained.pt"
+    checkpoint.save_weights(path, MODEL, model.state_dict())
+    cfg = PruneConfig()
+    previous = None
+    for r in (1, 2, 3):
+        it = tmp_path / f"iter_{r}.pt"
+        make_ticket_mask(MODEL, path, previous, r, cfg, it)
+        previous = it
+        one = tmp_path / f"one_{r}.pt"
+        make_ticket_mask(MODEL, path, None, r, cfg, one)
+        a, b = checkpoint.load_masks(it, MODEL), checkpoint.load_masks(one, MODEL)
+        for name, rate in (("fc1.weight", 0.2), ("fc2.weight", 0.2), ("fc3.weight", 0.1)):
+            expected = target_remaining(a[name].numel(), rate, r)
+            assert int(a[name].sum()) == int(b[name].sum()) == expected
+
+
+def test_oneshot_workflow_prunes_from_the_dense_net(tmp_path):
+    data = make_small_mnist(tmp_path / "data")
+    config = dict(TINY_CONFIG, trials=1, rounds=2, controls=[], pruning="oneshot", data_source=str(data))
+    run_snakemake(tmp_path, "--cores", "2", config=config)
+    dense = checkpoint.load_weights(tmp_path / "results/trial_0/ticket/round_0/model.pt", MODEL)
+    mask2 = checkpoint.load_masks(tmp_path / "results/trial_0/ticket/round_2/mask.pt", MODEL)
+    # Round 2's one-shot mask keeps the largest dense weights of each layer.
+    for name, m in mask2.items():
+        w = dense[name].abs()
+        assert w[m].min() >= w[~m].max()
+    summary = (tmp_path / "results/claims.md").read_text()
+    assert "needs `pruning: iterative`" in summary

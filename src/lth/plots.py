@@ -18,6 +18,7 @@ from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator  # noqa: 
 
 from .fileio import atomic_path  # noqa: E402
 
+PAPER_LEVELS = (100.0, 51.3, 21.1, 7.0, 3.6, 1.9)  # the levels of the paper's Figures 3 and 4
 LABELS = {"ticket": "winning ticket (reset to θ0)", "reinit": "random reinitialisation", "random_pruning": "random pruning"}
 COLORS = {"ticket": "tab:blue", "reinit": "tab:orange", "random_pruning": "tab:green"}
 
@@ -38,6 +39,9 @@ def _stats(summary: pd.DataFrame, column: str) -> pd.DataFrame:
 def _sparsity_axis(ax, percents) -> None:
     ax.set_xscale("log")
     ticks = sorted(set(round(p, 1) for p in percents), reverse=True)
+    if len(ticks) > 10:  # label the levels the paper's figures label, where reached
+        paper = [t for t in ticks if any(abs(t - q) / q < 0.05 for q in PAPER_LEVELS)]
+        ticks = paper if len(paper) >= 3 else ticks[:: max(1, len(ticks) // 8)]
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
     ax.xaxis.set_minor_locator(NullLocator())

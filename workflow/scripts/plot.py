@@ -3,7 +3,7 @@
 import pandas as pd
 
 from lth.jobs import run_job
-from lth.plots import plot_accuracy, plot_curves, plot_early_stop, plot_train_accuracy
+from lth.plots import PAPER_LEVELS, plot_accuracy, plot_curves, plot_early_stop, plot_train_accuracy
 
 
 def main(log):
@@ -13,7 +13,7 @@ def main(log):
     plot_accuracy(summary, out.accuracy)
     plot_early_stop(summary, out.early_stop)
     plot_train_accuracy(summary, out.train_accuracy)
-    plot_curves(curves, summary, out.curves, levels=[100, 51.3, 21.1, 7.0, 3.6, 1.9])
+    plot_curves(curves, summary, out.curves, levels=PAPER_LEVELS)
     log(f"wrote {', '.join(out)}")
 
 

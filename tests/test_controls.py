@@ -39,8 +39,11 @@ pytestmark = pytest.mark.workflow
 
 def test_reinit_trains_the_tickets_mask_from_another_init(run):
     ticket_init = checkpoint.load_weights(trial_dir(run, "ticket") / "init.pt", MODEL)
-    reinit_init = checkpoint.load_weights(trial_dir(run, "reinit_0") / "init.pt", MODEL)
-    assert not torch.equal(ticket_init["fc1.weight"], reinit_init["fc1.weight"])
+    inits = [checkpoint.load_weights(trial_dir(run, "reinit_0", r) / "init.pt", MODEL) for r in (1, 2)]
+    # A fresh draw for every round, never the ticket's.
+    for other in (ticket_init, inits[1]):
+        assert not torch.equal(inits[0]["fc1.weight"], other["fc1.weight"])
+    assert not torch.equal(ticket_init["fc1.weight"], inits[1]["fc1.weight"])
     for r in (1, 2):
         mask = checkpoint.load_masks(trial_dir(run, "ticket", r) / "mask.pt", MODEL)
         trained = checkpoint.load_weights(trial_dir(run, "reinit_0", r) / "model.pt", MODEL)

@@ -6,8 +6,8 @@ these functions, so the whole experiment can also run (and be tested) without Sn
 Seeds: the ticket of trial t starts from ``init_model(model, seed + t)``. Everything else gets
 its own stream derived by hashing a label with the seed and trial (``derive_seed``), so no
 control ever shares a seed with a ticket: the data order of trial t (shared by all rounds and
-controls of that trial, so that they differ only in what is studied), each reinitialisation,
-and each random mask.
+controls of that trial, so that they differ only in what is studied), each reinitialisation
+(one per trial, replicate and round) and each random mask.
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ def ticket_seed(seed: int, trial: int) -> int:
     return seed + trial
 
 
-def reinit_seed(seed: int, trial: int, replicate: int) -> int:
-    return derive_seed("reinit", seed, trial, replicate)
+def reinit_seed(seed: int, trial: int, replicate: int, round_: int) -> int:
+    """A fresh draw for every (trial, replicate, round): the control's inits are independent."""
+    return derive_seed("reinit", seed, trial, replicate, round_)
 
 
 def data_seed(seed: int, trial: int) -> int:

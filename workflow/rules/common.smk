@@ -99,5 +99,7 @@ def _sparse_inputs(wc):
         mask = rules.random_mask.output.mask.format(trial=wc.trial, round=wc["round"])
         return {"init": rewind, "mask": mask}
     # reinit_k: the ticket's mask, a fresh random initialisation
-    init = rules.init.output.weights.format(trial=wc.trial, init_of=wc.experiment)
+    init = rules.init_reinit.output.weights.format(
+        trial=wc.trial, replicate=wc.experiment.split("_")[1], round=wc["round"]
+    )
     return {"init": init, "mask": ticket_mask}

@@ -5,11 +5,9 @@ from lth.experiment import random_mask_seed, reinit_seed, ticket_seed
 
 rule init:
     output:
-        weights="results/trial_{trial}/{init_of}/init.pt",
+        weights="results/trial_{trial}/ticket/init.pt",
     log:
-        "logs/init/trial_{trial}/{init_of}.log",
-    wildcard_constraints:
-        init_of=r"ticket|reinit_\d+",
+        "logs/init/trial_{trial}/ticket.log",
     conda:
         CONDA_ENV
     threads: 1
@@ -18,11 +16,26 @@ rule init:
         runtime=5,
     params:
         model=config["model"],
-        seed=lambda wc: (
-            ticket_seed(config["seed"], int(wc.trial))
-            if wc.init_of == "ticket"
-            else reinit_seed(config["seed"], int(wc.trial), int(wc.init_of.split("_")[1]))
-        ),
+        seed=lambda wc: ticket_seed(config["seed"], int(wc.trial)),
+    script:
+        "../scripts/init.py"
+
+
+# The control: a fresh random initialisation for every (trial, round, replicate).
+rule init_reinit:
+    output:
+        weights="results/trial_{trial}/reinit_{replicate}/round_{round}/init.pt",
+    log:
+        "logs/init/trial_{trial}/reinit_{replicate}/round_{round}.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        model=config["model"],
+        seed=lambda wc: reinit_seed(config["seed"], int(wc.trial), int(wc.replicate), int(wc["round"])),
     script:
         "../scripts/init.py"
 

@@ -1,8 +1,9 @@
 """Training with masks, evaluation, and the paper's early-stop bookkeeping.
 
-The data lives in memory as tensors; each epoch shuffles the training split once with a seeded
-permutation and batches are contiguous slices of the shuffled copy, so a step allocates nothing
-for its inputs (no DataLoader, no per-sample transforms).
+The data lives in memory as tensors; each epoch draws one seeded permutation of the training
+split, and each step gathers its batch (the next slice of the permutation) into a preallocated
+buffer, so a step allocates nothing for its inputs (no DataLoader, no per-sample transforms)
+and there is no shuffled copy of the whole split (172 MB for MNIST).
 
 Two step implementations give the same mathematics:
 - ``_MLPStep``: for networks made only of linear layers with ReLU (LeNet-300-100). Forward and
@@ -252,8 +253,10 @@ def train(
 
     generator = torch.Generator().manual_seed(cfg.data_seed)
     batches_per_epoch = n_train // cfg.batch_size  # the last partial batch of an epoch is dropped
-    shuffled_x = torch.empty_like(data.train_x)
-    shuffled_y = torch.empty_like(data.train_y)
+    # The batch buffers hold exactly the rows that slices of a shuffled copy of the split held
+    # (and at the same 64-byte alignment): the same bits as before, 172 MB less per job.
+    batch_x = torch.empty((cfg.batch_size, *data.train_x.shape[1:]), dtype=data.train_x.dtype, device=device)
+    batch_y = torch.empty((cfg.batch_size, *data.train_y.shape[1:]), dtype=data.train_y.dtype, device=device)
 
     snapshot = None
     if cfg.save_at == 0:
@@ -268,10 +271,11 @@ def train(
         batch = iteration % batches_per_epoch
         if batch == 0:
             perm = torch.randperm(n_train, generator=generator).to(device)
-            torch.index_select(data.train_x, 0, perm, out=shuffled_x)
-            torch.index_select(data.train_y, 0, perm, out=shuffled_y)
         lo = batch * cfg.batch_size
-        running_loss += step(shuffled_x[lo : lo + cfg.batch_size], shuffled_y[lo : lo + cfg.batch_size])
+        rows = perm[lo : lo + cfg.batch_size]
+        torch.index_select(data.train_x, 0, rows, out=batch_x)
+        torch.index_select(data.train_y, 0, rows, out=batch_y)
+        running_loss += step(batch_x, batch_y)
         masker.apply()
         iteration += 1
         since_eval += 1

@@ -1,0 +1,596 @@
+#!/usr/bin/env python3
+"""Speed of the training job, against the usual way and against the matmul bound (issue 4).
+
+    python3 benchmarks/benchmark.py                 # ~1-3 min; prints a table, writes a CSV
+    python3 benchmarks/benchmark.py --quick         # seconds: a smoke run (figures meaningless)
+    python3 benchmarks/benchmark.py --out my.csv --threads 1 --reps 7
+    python3 benchmarks/benchmark.py --profile       # where a step's time goes (torch.profiler)
+
+Everything is measured in one run, on one machine, at one thread count (``--threads``, default
+1, as a training job). Each figure is the median of ``--reps`` repetitions (default 9), and the
+repetitions are interleaved (ours, usual, bound, evaluation, ours, ...) so that load from other
+processes hits all of them alike. Each figure is given twice: from wall time (what a job waits)
+and from CPU time (less sensitive to other processes taking the cores of a shared machine).
+
+1. ``ours``: the loop of ``lth.training.train`` for LeNet-300-100 at batch 60, with the objects
+   ``train`` builds (``_MLPStep`` + ``FusedAdam`` + ``_Masker``, batches gathered from a seeded
+   permutation into preallocated buffers), dense and at 20 % of the weights remaining. The run
+   checks that this loop gives the same weights as ``train`` itself (``ours_loop_equals_train``).
+2. ``usual``: torchvision ``MNIST`` with ``ToTensor`` + ``Normalize`` through a ``DataLoader``
+   (batch 60, shuffled, no worker processes), an ``nn.Sequential`` and ``torch.optim.Adam``;
+   also ``usual_inmemory``: the same network and optimizer fed from in-memory tensors.
+3. ``bound``: the eight matrix multiplications of a step (three forward, three weight
+   gradients, two input gradients) on preallocated tensors, with the layouts ``_MLPStep`` uses:
+   no autograd, no optimizer, no bias, no loss.
+4. one evaluation (``lth.training.evaluate`` on 5K validation + 10K test images, the cost of
+   ``test_eval: all``; validation only for ``test_eval: best`` between new minima), relative to
+   the 100 training steps it follows (``eval_every: 100``).
+5. per-job fixed cost: a fresh process that does the imports of a training job (Snakemake's
+   script preamble, ``lth``) and ``load_split``, against ``python -c 'import torch'``; it also
+   lists which of torchvision, pandas, matplotlib, torch._dynamo, scipy, sympy it imported.
+6. peak RSS (VmHWM) of a short training job (a subprocess running ``run_training`` as the
+   workflow does, 300 iterations) against a process that only imported torch.
+
+The MNIST files come from ``--mnist`` (default: $LTH_MNIST_DIR or ../shared/mnist, gzipped or
+not); without them, random IDX files of the same size are written (the timings do not depend
+on the pixel values). Item 7 of the issue (the grid's wall time against its jobs' times) needs
+a finished run: see ``benchmarks/grid_efficiency.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import gzip
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+if str(SRC) not in sys.path:
+    sys.path.insert(0, str(SRC))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from lth.data import FILE_NAMES, load_split, write_idx  # noqa: E402
+from lth.models import init_model  # noqa: E402
+from lth.training import EVAL_CHUNK, FusedAdam, _make_step, _Masker, _MLPStep, evaluate  # noqa: E402
+
+BATCH = 60
+LR = 1.2e-3
+VAL_SIZE = 5000
+EVAL_EVERY = 100
+REMAINING = 0.2  # the sparse variant of "ours"
+CSV_COLUMNS = ["metric", "value", "value_cpu", "unit", "reps", "detail"]
+# What a training job must not import (each costs seconds of start-up).
+HEAVY_MODULES = ("torchvision", "pandas", "matplotlib", "torch._dynamo", "scipy", "sympy")
+
+
+# --- data ----------------------------------------------------------------------------------
+
+
+def default_mnist_dir() -> Path:
+    return Path(os.environ.get("LTH_MNIST_DIR", ROOT.parent / "shared" / "mnist"))
+
+
+def prepare_data(source: Path | None, tmp: Path) -> tuple[Path, Path, str]:
+    """Decompressed IDX files in ``tmp/idx`` (our layout) and ``tmp/tv/MNIST/raw`` (torchvision's).
+
+    Returns (idx folder, torchvision root, description of the data)."""
+    idx = tmp / "idx"
+    idx.mkdir(parents=True)
+    found = source is not None and all(
+        (source / n).is_file() or (source / f"{n}.gz").is_file() for n in FILE_NAMES
+    )
+    if found:
+        for n in FILE_NAMES:
+            if (source / n).is_file():
+                shutil.copyfile(source / n, idx / n)
+            else:
+                with gzip.open(source / f"{n}.gz", "rb") as src, open(idx / n, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+        what = f"MNIST from {source}"
+    else:
+        rng = np.random.default_rng(0)
+        for split, n in (("train", 60000), ("t10k", 10000)):
+            write_idx(idx / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+            write_idx(idx / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, n, dtype=np.uint8))
+        what = "random IDX files of MNIST's size (no MNIST folder found)"
+    raw = tmp / "tv" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for n in FILE_NAMES:
+        os.symlink(idx / n, raw / n)
+    return idx, tmp / "tv", what
+
+
+# --- timing helpers ------------------------------------------------------------------------
+
+
+def sparse_masks(model: nn.Module, remaining: float, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    masks = {}
+    for name, p in model.named_parameters():
+        if name.endswith("weight"):
+            flat = torch.zeros(p.numel(), dtype=torch.bool)
+            flat[torch.randperm(p.numel(), generator=g)[: round(remaining * p.numel())]] = True
+            masks[name] = flat.view_as(p)
+    return masks
+
+
+class OursLoop:
+    """The body of ``lth.training.train``'s loop, built the way ``train`` builds it: the step of
+    ``_make_step`` (``_MLPStep``), ``FusedAdam``, ``_Masker``, a seeded permutation per epoch and
+    each batch gathered into preallocated buffers. ``check_against_train`` shows that it
+    computes what ``train`` computes."""
+
+    def __init__(self, data, masks, data_seed: int = 0) -> None:
+        self.model = init_model("lenet_300_100", 0)
+        self.masker = _Masker(self.model, masks)
+        self.masker.apply()
+        self.optimizer = FusedAdam(self.model.parameters(), lr=LR)
+        self.step = _make_step(self.model, BATCH, self.optimizer)
+        assert isinstance(self.step, _MLPStep), "LeNet-300-100 must take the hand-written MLP step"
+        self.data = data
+        self.n = len(data.train_x)
+        self.batches = self.n // BATCH
+        self.generator = torch.Generator().manual_seed(data_seed)
+        self.batch_x = torch.empty((BATCH, *data.train_x.shape[1:]), dtype=data.train_x.dtype)
+        self.batch_y = torch.empty((BATCH,), dtype=data.train_y.dtype)
+        self.running_loss = torch.zeros(())
+        self.iteration = 0
+        self.perm = None
+
+    def run(self, steps: int) -> float:
+        """Seconds per step (the per-epoch permutation included where an epoch starts)."""
+        data, bx, by, step, masker = self.data, self.batch_x, self.batch_y, self.step, self.masker
+        t = time.perf_counter()
+        for _ in range(steps):
+            batch = self.iteration % self.batches
+            if batch == 0:
+                self.perm = torch.randperm(self.n, generator=self.generator)
+            rows = self.perm[batch * BATCH : (batch + 1) * BATCH]
+            torch.index_select(data.train_x, 0, rows, out=bx)
+            torch.index_select(data.train_y, 0, rows, out=by)
+            self.running_loss += step(bx, by)
+            masker.apply()
+            self.iteration += 1
+        return (time.perf_counter() - t) / steps
+
+
+def check_against_train(data, masks, steps: int) -> bool:
+    """True if ``steps`` steps of ``OursLoop`` give the weights ``lth.training.train`` gives."""
+    from lth.training import TrainConfig, train
+
+    loop = OursLoop(data, masks, data_seed=7)
+    loop.run(steps)
+    model = init_model("lenet_300_100", 0)
+    train(model, masks, data, TrainConfig(lr=LR, batch_size=BATCH, iterations=steps, eval_every=steps, data_seed=7))
+    mine, theirs = loop.model.state_dict(), model.state_dict()
+    return all(torch.equal(mine[k], theirs[k]) for k in theirs)
+
+
+def lenet_sequential() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(), nn.Linear(100, 10)
+    )
+
+
+class UsualLoop:
+    """torchvision MNIST + ToTensor + Normalize + DataLoader + nn.Sequential + torch.optim.Adam."""
+
+    def __init__(self, tv_root: Path) -> None:
+        from torchvision import datasets, transforms
+
+        tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+        self.dataset = datasets.MNIST(str(tv_root), train=True, download=False, transform=tf)
+        self.loader = torch.utils.data.DataLoader(self.dataset, batch_size=BATCH, shuffle=True, drop_last=True)
+        self.model = lenet_sequential()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=LR)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.it = iter(self.loader)
+
+    def _next(self):
+        try:
+            return next(self.it)
+        except StopIteration:
+            self.it = iter(self.loader)
+            return next(self.it)
+
+    def run(self, steps: int) -> float:
+        t = time.perf_counter()
+        for _ in range(steps):
+            x, y = self._next()
+            self.optimizer.zero_grad()
+            loss = self.loss_fn(self.model(x), y)
+            loss.backward()
+            self.optimizer.step()
+        return (time.perf_counter() - t) / steps
+
+
+class InMemoryLoop:
+    """The usual network and optimizer, fed from in-memory tensors (no DataLoader)."""
+
+    def __init__(self, data) -> None:
+        self.x, self.y = data.train_x, data.train_y
+        self.model = lenet_sequential()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=LR)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.batches = len(self.x) // BATCH
+        self.batch = 0
+
+    def run(self, steps: int) -> float:
+        t = time.perf_counter()
+        for _ in range(steps):
+            lo = self.batch * BATCH
+            self.batch = (self.batch + 1) % self.batches
+            self.optimizer.zero_grad()
+            loss = self.loss_fn(self.model(self.x[lo : lo + BATCH]), self.y[lo : lo + BATCH])
+            loss.backward()
+            self.optimizer.step()
+        return (time.perf_counter() - t) / steps
+
+
+class BoundLoop:
+    """Eight matmuls per step, on preallocated tensors with the layouts ``_MLPStep`` uses."""
+
+    def __init__(self, data) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.x = data.train_x[:BATCH].clone()
+        self.w = [torch.randn(o, i, generator=g) * 0.05 for i, o in ((784, 300), (300, 100), (100, 10))]
+        self.a = [torch.empty(BATCH, o) for o in (300, 100, 10)]  # activations
+        self.d = [torch.rand(BATCH, o, generator=g) for o in (300, 100, 10)]  # dL/dz
+        self.g = [torch.empty_like(w) for w in self.w]  # weight gradients
+
+    def run(self, steps: int) -> float:
+        x, (w1, w2, w3), (a1, a2, a3), (d1, d2, d3), (g1, g2, g3) = self.x, self.w, self.a, self.d, self.g
+        mm = torch.mm
+        t = time.perf_counter()
+        for _ in range(steps):
+            mm(x, w1.t(), out=a1)
+            mm(a1, w2.t(), out=a2)
+            mm(a2, w3.t(), out=a3)
+            mm(d3.t(), a2, out=g3)
+            mm(d3, w3, out=d2)
+            mm(d2.t(), a1, out=g2)
+            mm(d2, w2, out=d1)
+            mm(d1.t(), x, out=g1)
+        return (time.perf_counter() - t) / steps
+
+
+# --- subprocess measurements ---------------------------------------------------------------
+
+# The imports of a training job: Snakemake's script preamble, then workflow/scripts/train.py's.
+JOB_IMPORTS = textwrap.dedent(
+    """
+    try:
+        from snakemake.logging import logger
+        from snakemake.iocontainers import Snakemake
+    except ImportError:
+        pass
+    import torch
+    from lth.experiment import data_seed, run_training
+    from lth.jobs import run_job
+    from lth.training import TrainConfig
+    """
+)
+
+
+def job_startup_code(idx: Path, threads: int) -> str:
+    return JOB_IMPORTS + textwrap.dedent(
+        f"""
+        torch.set_num_threads({threads})
+        import sys
+        from lth.data import load_split
+        load_split({str(idx)!r}, {VAL_SIZE}, 0)
+        heavy = [m for m in {HEAVY_MODULES!r} if m in sys.modules]
+        print("HEAVY=" + ",".join(heavy))
+        """
+    )
+
+
+def job_train_code(idx: Path, work: Path, threads: int, iterations: int) -> str:
+    return JOB_IMPORTS + textwrap.dedent(
+        f"""
+        torch.set_num_threads({threads})
+        from lth.experiment import make_init
+        from lth import checkpoint
+        import torch as _t
+        work = {str(work)!r}
+        make_init("lenet_300_100", 0, work + "/init.pt")
+        model = _t.load(work + "/init.pt", weights_only=True)["state"]
+        g = _t.Generator().manual_seed(0)
+        masks = {{}}
+        for n in ("fc1.weight", "fc2.weight", "fc3.weight"):
+            flat = _t.zeros(model[n].numel(), dtype=_t.bool)
+            flat[_t.randperm(model[n].numel(), generator=g)[: model[n].numel() // 5]] = True
+            masks[n] = flat.view_as(model[n])
+        checkpoint.save_masks(work + "/mask.pt", "lenet_300_100", masks)
+        cfg = TrainConfig(iterations={iterations}, eval_every=100, data_seed=data_seed(0, 0), device="cpu")
+        run_training("lenet_300_100", work + "/init.pt", work + "/mask.pt", {str(idx)!r}, cfg, {VAL_SIZE}, 0,
+                     work + "/model.pt", work + "/curve.csv", work + "/result.json")
+        """
+    )
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    return env
+
+
+def run_child(code: str) -> tuple[float, float, float, str]:
+    """(wall s, CPU s, peak RSS in MB, stdout) of ``python -c code`` in a fresh process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env(), text=True
+    )
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # CPU times add up over children: a delta is this one's
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    if proc.returncode != 0:
+        raise RuntimeError(f"child failed ({proc.returncode}):\n{err[-3000:]}")
+    # The peak RSS comes from the child itself (PEAK_SUFFIX): ru_maxrss of RUSAGE_CHILDREN is the
+    # maximum over every child so far (and includes this process's own peak, through fork).
+    peak = float("nan")
+    for line in out.splitlines():
+        if line.startswith("PEAK_RSS_KB="):
+            peak = int(line.split("=", 1)[1]) / 1024
+    return wall, cpu, peak, out
+
+
+# Appended to a child's code: its own peak RSS, VmHWM of /proc/self/status. Not getrusage's
+# ru_maxrss: Linux carries that across fork + exec, so a child of this (large) process would
+# report at least the parent's peak.
+PEAK_SUFFIX = textwrap.dedent(
+    """
+    with open("/proc/self/status") as _fh:
+        print("PEAK_RSS_KB=" + next(l.split()[1] for l in _fh if l.startswith("VmHWM:")))
+    """
+)
+
+
+# --- the benchmark -------------------------------------------------------------------------
+
+
+def measure(fn, n: int) -> tuple[float, float]:
+    """(wall, CPU) seconds per unit of ``fn(n)``. CPU time (this process's) is less sensitive to
+    other processes taking the cores; wall time is what a job waits."""
+    w, c = time.perf_counter(), time.process_time()
+    fn(n)
+    return (time.perf_counter() - w) / n, (time.process_time() - c) / n
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as a training job)")
+    ap.add_argument("--reps", type=int, default=None, help="repetitions per figure (default 9; --quick: 1)")
+    ap.add_argument("--steps", type=int, default=None, help="training steps per repetition (default 200)")
+    ap.add_argument("--mnist", type=Path, default=None, help="MNIST folder (default $LTH_MNIST_DIR or ../shared/mnist)")
+    ap.add_argument("--out", type=Path, default=None, help="CSV path (default benchmarks/results/<timestamp>.csv)")
+    ap.add_argument("--quick", action="store_true", help="a smoke run: 1 repetition, few steps")
+    ap.add_argument("--profile", action="store_true",
+                    help="instead: torch.profiler tables of our step, the bound and one evaluation")
+    args = ap.parse_args(argv)
+    if args.profile:
+        return profile(args)
+    reps = args.reps or (1 if args.quick else 9)
+    steps = args.steps or (30 if args.quick else 200)
+    sub_reps = 1 if args.quick else 3
+    torch.set_num_threads(args.threads)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = args.out or ROOT / "benchmarks" / "results" / f"{stamp}.csv"
+    rows: list[dict] = []
+
+    def put(metric, value, unit, n=reps, detail="", cpu=""):
+        rows.append({"metric": metric, "value": value, "value_cpu": cpu, "unit": unit, "reps": n, "detail": detail})
+
+    started = time.perf_counter()
+    load_start = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="lth-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        idx, tv_root, what = prepare_data(args.mnist or default_mnist_dir(), tmp)
+        print(f"data: {what}; torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} CPUs, "
+              f"load average {load_start:.2f}; medians of {reps} repetitions of {steps} steps")
+        data = load_split(idx, VAL_SIZE, 0)
+        masks20 = sparse_masks(init_model("lenet_300_100", 0), REMAINING)
+        same = check_against_train(data, masks20, 30)
+        put("ours_loop_equals_train", str(same), "bool", 1, "the timed loop gives train()'s weights (30 steps)")
+        if not same:
+            print("warning: the benchmark's loop no longer computes what lth.training.train computes")
+
+        # --- 1-4: in-process, interleaved -------------------------------------------------
+        dense = OursLoop(data, None)
+        loops = {
+            "ours_dense": dense,
+            "ours_sparse20": OursLoop(data, masks20),
+            "usual": UsualLoop(tv_root),
+            "usual_inmemory": InMemoryLoop(data),
+            "bound": BoundLoop(data),
+        }
+        usual_steps = max(10, steps // 4)  # the usual way is slow: fewer steps, same repetitions
+        n_steps = {k: usual_steps if k == "usual" else steps for k in loops}
+        for loop in loops.values():  # warm-up: allocator, MKL, the DataLoader's iterator
+            loop.run(min(20, steps))
+        wall: dict[str, list[float]] = {k: [] for k in [*loops, "eval_val", "eval_test"]}
+        cpu: dict[str, list[float]] = {k: [] for k in wall}
+
+        def eval_val(_n):
+            evaluate(dense.model, data.val_x, data.val_y)
+
+        def eval_test(_n):
+            evaluate(dense.model, data.test_x, data.test_y)
+
+        for _ in range(reps):
+            for name, loop in loops.items():
+                w, c = measure(loop.run, n_steps[name])
+                wall[name].append(w)
+                cpu[name].append(c)
+            dense.model.eval()
+            for name, fn in (("eval_val", eval_val), ("eval_test", eval_test)):
+                w, c = measure(fn, 1)
+                wall[name].append(w)
+                cpu[name].append(c)
+            dense.model.train()
+        mw = {k: median(v) for k, v in wall.items()}
+        mc = {k: median(v) for k, v in cpu.items()}
+
+        for name in loops:
+            put(f"{name}_step_ms", mw[name] * 1e3, "ms", detail=f"{n_steps[name]} steps per repetition",
+                cpu=mc[name] * 1e3)
+        for name in loops:
+            put(f"{name}_steps_per_s", 1 / mw[name], "steps/s", cpu=1 / mc[name])
+        for name in ("ours_dense", "ours_sparse20"):
+            put(f"ratio_{name}_over_usual", mw["usual"] / mw[name], "x", detail="steps/s ratio; target >= 4",
+                cpu=mc["usual"] / mc[name])
+            put(f"ratio_{name}_over_bound", mw["bound"] / mw[name], "x", detail="steps/s ratio; target >= 0.8",
+                cpu=mc["bound"] / mc[name])
+        for name in ("usual", "usual_inmemory"):
+            put(f"ratio_{name}_over_bound", mw["bound"] / mw[name], "x", cpu=mc["bound"] / mc[name])
+        put("eval_val_ms", mw["eval_val"] * 1e3, "ms", detail=f"{len(data.val_x)} images, chunks of {EVAL_CHUNK}",
+            cpu=mc["eval_val"] * 1e3)
+        put("eval_test_ms", mw["eval_test"] * 1e3, "ms", detail=f"{len(data.test_x)} images, chunks of {EVAL_CHUNK}",
+            cpu=mc["eval_test"] * 1e3)
+        hw, hc = EVAL_EVERY * mw["ours_dense"], EVAL_EVERY * mc["ours_dense"]
+        put("eval_all_over_100_steps", (mw["eval_val"] + mw["eval_test"]) / hw, "x",
+            detail="test_eval=all: val + test per evaluation; target <= 0.25",
+            cpu=(mc["eval_val"] + mc["eval_test"]) / hc)
+        put("eval_best_over_100_steps", mw["eval_val"] / hw, "x",
+            detail="test_eval=best: val only (+ test at a new minimum)", cpu=mc["eval_val"] / hc)
+
+        # --- 5: fixed cost per job; 6: peak RSS ---------------------------------------------
+        sub: dict[str, list[tuple[float, float, float]]] = {"python": [], "import_torch": [], "job_startup": []}
+        heavy = "?"
+        for _ in range(sub_reps):  # interleaved, as above
+            sub["python"].append(run_child("pass")[:3])
+            sub["import_torch"].append(run_child("import torch" + PEAK_SUFFIX)[:3])
+            w, c, r, o = run_child(job_startup_code(idx, args.threads))
+            sub["job_startup"].append((w, c, r))
+            heavy = next((ln[6:] for ln in o.splitlines() if ln.startswith("HEAVY=")), "?")
+
+        def med(key, i):
+            return median([t[i] for t in sub[key]])
+
+        put("python_start_s", med("python", 0), "s", sub_reps, "python -c pass", cpu=med("python", 1))
+        put("import_torch_s", med("import_torch", 0), "s", sub_reps, "python -c 'import torch'",
+            cpu=med("import_torch", 1))
+        put("job_fixed_cost_s", med("job_startup", 0), "s", sub_reps,
+            "process start + Snakemake preamble + lth imports + load_split; target <= 3",
+            cpu=med("job_startup", 1))
+        put("job_fixed_cost_minus_import_torch_s", med("job_startup", 0) - med("import_torch", 0), "s", sub_reps,
+            cpu=med("job_startup", 1) - med("import_torch", 1))
+        put("job_heavy_imports", heavy or "none", "modules", sub_reps,
+            f"which of {'/'.join(HEAVY_MODULES)} a training job imports")
+
+        iters = 100 if args.quick else 300
+        n_rss = max(1, sub_reps - 1)
+        job_rss = []
+        for i in range(n_rss):
+            work = tmp / f"job{i}"
+            work.mkdir()
+            job_rss.append(run_child(job_train_code(idx, work, args.threads, iters) + PEAK_SUFFIX)[2])
+        put("import_torch_peak_rss_mb", med("import_torch", 2), "MB", sub_reps, "python -c 'import torch'")
+        put("job_peak_rss_mb", median(job_rss), "MB", n_rss,
+            f"run_training, 20% remaining, {iters} iterations, with a job's imports")
+        put("job_rss_minus_import_torch_mb", median(job_rss) - med("import_torch", 2), "MB", n_rss, "target <= 400")
+
+    elapsed = time.perf_counter() - started
+    meta = {
+        "timestamp": stamp,
+        "host": platform.node(),
+        "cpu": _cpu_model(),
+        "cpus": os.cpu_count(),
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "data": what,
+        "load_average_start": round(load_start, 2),
+        "load_average_end": round(os.getloadavg()[0], 2),
+        "elapsed_s": round(elapsed, 1),
+        "quick": args.quick,
+    }
+    for k, v in meta.items():
+        put(f"meta_{k}", v, "", 1)
+
+    print_table(rows)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
+    print(f"wrote {out} ({elapsed:.0f} s)")
+    return 0
+
+
+def profile(args) -> int:
+    """Where the time of a step goes: torch.profiler's per-operator self CPU time, for 300 steps
+    of our loop (20 % remaining), 300 steps of the bound, and one evaluation (val + test)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    torch.set_num_threads(args.threads)
+    steps = args.steps or 300
+    with tempfile.TemporaryDirectory(prefix="lth-bench-") as tmp_name:
+        idx, _tv, what = prepare_data(args.mnist or default_mnist_dir(), Path(tmp_name))
+        data = load_split(idx, VAL_SIZE, 0)
+    ours = OursLoop(data, sparse_masks(init_model("lenet_300_100", 0), REMAINING))
+    bound = BoundLoop(data)
+    ours.run(50)
+    bound.run(50)
+
+    def evaluation(_n):
+        evaluate(ours.model, data.val_x, data.val_y)
+        evaluate(ours.model, data.test_x, data.test_y)
+
+    print(f"data: {what}; {args.threads} thread(s); self CPU time per operator")
+    for title, fn, n in ((f"ours, {steps} steps", ours.run, steps), (f"bound, {steps} steps", bound.run, steps),
+                         ("one evaluation (5K val + 10K test)", evaluation, 1)):
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            fn(n)
+        print(f"\n== {title}")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=16))
+    return 0
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.machine()
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"{'':<38} {'wall':>10} {'CPU time':>10}")
+    for row in rows:
+        if row["metric"].startswith("meta_"):
+            continue
+        v, c = row["value"], row["value_cpu"]
+        shown = f"{v:10.4g}" if isinstance(v, float) else f"{v!s:>10}"
+        shown_c = f"{c:10.4g}" if isinstance(c, float) else f"{c!s:>10}"
+        print(f"{row['metric']:<38} {shown} {shown_c} {row['unit']:<8} {row['detail']}")
+    meta = {r["metric"][5:]: r["value"] for r in rows if r["metric"].startswith("meta_")}
+    print(json.dumps(meta))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

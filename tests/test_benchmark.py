@@ -1,0 +1,96 @@
+"""Smoke tests of the speed benchmark (benchmarks/benchmark.py) and of the grid-efficiency reader.
+
+They check that the scripts run and what they write, never a timing: timings belong to the
+benchmark itself, on a known machine.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+from conftest import ROOT
+
+BENCH = ROOT / "benchmarks" / "benchmark.py"
+GRID = ROOT / "benchmarks" / "grid_efficiency.py"
+
+NUMERIC = [
+    "ours_dense_steps_per_s",
+    "ours_sparse20_steps_per_s",
+    "usual_steps_per_s",
+    "usual_inmemory_steps_per_s",
+    "bound_steps_per_s",
+    "ratio_ours_dense_over_usual",
+    "ratio_ours_dense_over_bound",
+    "ratio_ours_sparse20_over_usual",
+    "ratio_ours_sparse20_over_bound",
+    "eval_val_ms",
+    "eval_test_ms",
+    "eval_all_over_100_steps",
+    "eval_best_over_100_steps",
+    "python_start_s",
+    "import_torch_s",
+    "job_fixed_cost_s",
+    "import_torch_peak_rss_mb",
+    "job_peak_rss_mb",
+]
+
+
+def test_benchmark_quick_writes_the_csv(tmp_path):
+    out = tmp_path / "bench.csv"
+    # An empty --mnist folder: the benchmark writes random IDX files of MNIST's size.
+    (tmp_path / "no_mnist").mkdir()
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--out", str(out), "--mnist", str(tmp_path / "no_mnist")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    with open(out, newline="") as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == ["metric", "value", "value_cpu", "unit", "reps", "detail"]
+        rows = {r["metric"]: r for r in reader}
+    for name in NUMERIC:
+        assert float(rows[name]["value"]) > 0, name
+    for name in ("ours_dense_steps_per_s", "ratio_ours_dense_over_bound", "eval_all_over_100_steps"):
+        assert float(rows[name]["value_cpu"]) > 0, name
+    # The timed loop is train()'s loop, and a training job imports nothing heavy.
+    assert rows["ours_loop_equals_train"]["value"] == "True"
+    assert rows["job_heavy_imports"]["value"] == "none"
+    assert rows["meta_quick"]["value"] == "True"
+    assert "random IDX" in rows["meta_data"]["value"]
+
+
+def test_grid_efficiency_reads_benchmarks_and_log(tmp_path):
+    run = tmp_path / "run"
+    for i, secs in enumerate((100.0, 300.0)):
+        p = run / "benchmarks" / "train" / f"trial_{i}" / "round_0.tsv"
+        p.parent.mkdir(parents=True)
+        p.write_text(f"s\th:m:s\tmax_rss\n{secs}\t0:01:40\t900.0\n")
+    log = tmp_path / "run.log"
+    log.write_text(
+        "[Fri Nov 27 10:00:00 2026]\nlocalrule init:\n    jobid: 3\n"
+        "[Fri Nov 27 10:00:10 2026]\nFinished jobid: 3 (Rule: init)\n"
+        "[Fri Nov 27 10:00:10 2026]\nrule train_dense:\n    jobid: 1\n"
+        "[Fri Nov 27 10:00:10 2026]\nrule train_dense:\n    jobid: 2\n"
+        "[Fri Nov 27 10:01:50 2026]\nFinished jobid: 1 (Rule: train_dense)\n"
+        "[Fri Nov 27 10:05:10 2026]\nFinished jobid: 2 (Rule: train_dense)\n"
+    )
+    timings = tmp_path / "timings.txt"
+    timings.write_text("default rc=0 wall_s=250 start=0 end=250\npaper rc=0 wall_s=9999\n")
+    out = tmp_path / "grid.csv"
+    proc = subprocess.run(
+        [sys.executable, str(GRID), str(run), "--cores", "2", "--timings", str(timings), "--log", str(log),
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    with open(out, newline="") as fh:
+        rows = {r["metric"]: float(r["value"]) for r in csv.DictReader(fh)}
+    assert rows["wall_s"] == 250
+    assert rows["benchmark_sum_s"] == 400
+    assert rows["wall_over_benchmark_sum_per_core"] == 250 / 200
+    assert rows["log_jobs"] == 3
+    assert rows["log_sum_s"] == 10 + 100 + 300
+    assert rows["log_sum_s_train_dense"] == 400
+

@@ -5,13 +5,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TINY_CONFIG, make_small_mnist, run_snakemake
 from lth import checkpoint
 from lth.data import load_split
 from lth.experiment import data_seed, make_ticket_mask
 from lth.models import get_spec
 from lth.pruning import PruneConfig, target_remaining
 from lth.training import TrainConfig, train
+
+from conftest import TINY_CONFIG, make_small_mnist, run_snakemake
 
 MODEL = "lenet_300_100"
 CONFIG = dict(TINY_CONFIG, trials=1, rounds=2, controls=["reinit", "random_pruning"], rewind_iteration=20)

@@ -16,11 +16,12 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import ROOT, dry_run_jobs, make_small_mnist, run_snakemake
 
 from lth.checkpoint import load_masks, load_weights
 from lth.models import get_spec
 from lth.pruning import target_remaining
+
+from conftest import ROOT, dry_run_jobs, make_small_mnist, run_snakemake
 
 ONESHOT = ROOT / "config" / "notebook_oneshot.yaml"
 ITERATIVE = ROOT / "config" / "notebook_iterative.yaml"

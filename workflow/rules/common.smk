@@ -2,6 +2,8 @@
 
 import math
 
+import torch
+
 
 wildcard_constraints:
     trial=r"\d+",
@@ -61,9 +63,22 @@ def train_params():
 CONDA_ENV = "../../envs/lth.yaml"
 
 
+def _train_gpu():
+    """{"gpu": 1} when training jobs run on CUDA (device: cuda, or auto where a GPU is visible):
+    with `--resources gpu=N` a local run puts at most N training jobs on the cards at a time.
+    Resources never trigger reruns; CPU runs declare none."""
+    device = config["device"]
+    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+        return {"gpu": 1}
+    return {}
+
+
+TRAIN_GPU = _train_gpu()
+
+
 def train_mem_mb(wildcards, attempt):
     """MB: 1500 on CPU (measured peak 932); 4000 with CUDA (its libraries, not measured here)."""
-    return (4000 if config["device"] == "cuda" else 1500) * attempt
+    return (4000 if TRAIN_GPU else 1500) * attempt
 
 
 def train_runtime(wildcards, attempt):

@@ -1,21 +1,6 @@
 # The rounds x trials grid: init -> dense training -> prune -> rewind + retrain, and the controls.
 
-import torch
-
 from lth.experiment import random_mask_seed, reinit_seed, ticket_seed
-
-
-def _train_gpu():
-    """{"gpu": 1} when training jobs run on CUDA (device: cuda, or auto where a GPU is visible):
-    with `--resources gpu=N` a local run puts at most N training jobs on the cards at a time.
-    Resources never trigger reruns; CPU runs declare none."""
-    device = config["device"]
-    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
-        return {"gpu": 1}
-    return {}
-
-
-TRAIN_GPU = _train_gpu()
 
 
 rule init:

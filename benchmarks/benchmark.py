@@ -541,6 +541,45 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def breakdown(data, reps: int = 9, steps: int = 200) -> dict[str, float]:
+    """CPU seconds per step of our step's parts, each timed alone (interleaved repetitions)."""
+    full = OursLoop(data, sparse_masks(init_model("lenet_300_100", 0), REMAINING))
+    no_opt = OursLoop(data, sparse_masks(init_model("lenet_300_100", 0), REMAINING))
+    no_opt.step.optimizer = type("NoStep", (), {"step": lambda self: None})()
+    opt, masker = full.optimizer, full.masker
+    bx, by = full.batch_x, full.batch_y
+    perm = torch.randperm(len(data.train_x))
+    bound = BoundLoop(data)
+
+    def gather(n):
+        for i in range(n):
+            rows = perm[i * BATCH : (i + 1) * BATCH]
+            torch.index_select(data.train_x, 0, rows, out=bx)
+            torch.index_select(data.train_y, 0, rows, out=by)
+
+    def repeat(fn):
+        def run(n):
+            for _ in range(n):
+                fn()
+        return run
+
+    parts = {
+        "whole step (train()'s loop, 20% remaining)": full.run,
+        "  without the optimizer step": no_opt.run,
+        "  FusedAdam.step alone": repeat(opt.step),
+        "  _Masker.apply alone": repeat(masker.apply),
+        "  batch gather alone": gather,
+        "bound: the 8 matmuls": bound.run,
+    }
+    times: dict[str, list[float]] = {k: [] for k in parts}
+    for fn in parts.values():
+        fn(20)
+    for _ in range(reps):
+        for k, fn in parts.items():
+            times[k].append(measure(fn, steps)[1])
+    return {k: median(v) for k, v in times.items()}
+
+
 def profile(args) -> int:
     """Where the time of a step goes: torch.profiler's per-operator self CPU time, for 300 steps
     of our loop (20 % remaining), 300 steps of the bound, and one evaluation (val + test)."""
@@ -561,7 +600,11 @@ def profile(args) -> int:
         evaluate(ours.model, data.val_x, data.val_y)
         evaluate(ours.model, data.test_x, data.test_y)
 
-    print(f"data: {what}; {args.threads} thread(s); self CPU time per operator")
+    print(f"data: {what}; {args.threads} thread(s)")
+    print("\n== our step in parts: CPU time per step, median of 9 repetitions of 200 steps")
+    for name, per_step in breakdown(data).items():
+        print(f"{name:<48} {per_step * 1e3:8.3f} ms")
+    print("\n== self CPU time per operator (torch.profiler)")
     for title, fn, n in ((f"ours, {steps} steps", ours.run, steps), (f"bound, {steps} steps", bound.run, steps),
                          ("one evaluation (5K val + 10K test)", evaluation, 1)):
         with torch_profile(activities=[ProfilerActivity.CPU]) as prof:

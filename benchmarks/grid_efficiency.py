@@ -2,6 +2,7 @@
 """How well a finished grid used its cores: wall time against the sum of its jobs' times / cores.
 
     python3 benchmarks/grid_efficiency.py RUN_DIR --cores 2 --wall-s 5400
+    python3 benchmarks/grid_efficiency.py RUN_DIR --cores 2 --wall-s 1372 --wall-s 9000   # a resumed run
     python3 benchmarks/grid_efficiency.py RUN_DIR --cores 2 --timings timings.txt --name default
     python3 benchmarks/grid_efficiency.py RUN_DIR --cores 2 --log snakemake.log
 
@@ -10,8 +11,11 @@ RUN_DIR is the working directory of the run (``--directory``). Job times come fr
 almost all of the compute); with ``--log`` (Snakemake's console output of the run) every job's
 start and finish time is read from it as well, so the jobs without benchmark files (init,
 prune, aggregate, plot: a few seconds each) are counted too. The wall time of the run comes
-from ``--wall-s``, from a line ``<name> ... wall_s=<seconds>`` of ``--timings``, or from the
-first and last timestamps of ``--log``.
+from ``--wall-s`` (repeated: the segments of a stopped and resumed run, summed), from the last
+line ``<name> ... wall_s=<seconds>`` of ``--timings``, or from the first and last timestamps of
+``--log``. A resumed run's benchmark files hold its jobs from every segment, while a log or a
+timings line may cover only the last one: give every segment's wall time then; the work of jobs
+killed at a stop is in no benchmark file.
 
 The figure is wall / (sum of job times / cores): 1.0 means the cores were never idle; the
 issue's target is <= 1.15 with ``--cores 2``. A job's own time grows with whatever else runs on
@@ -92,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--cores", type=int, required=True, help="the run's --cores")
-    ap.add_argument("--wall-s", type=float, help="the run's wall time in seconds")
+    ap.add_argument("--wall-s", type=float, action="append", help="the run's wall time in seconds (repeat: summed)")
     ap.add_argument("--timings", type=Path, help="a file with a line '<name> ... wall_s=<seconds>' per run")
     ap.add_argument("--name", default="default", help="the run's name in --timings")
     ap.add_argument("--log", type=Path, help="Snakemake's console output of the run")
@@ -103,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     if not bench:
         raise SystemExit(f"{args.run_dir}/benchmarks: no benchmark files (has the run started?)")
     jobs, span = log_jobs(args.log) if args.log else ({}, None)
-    if args.wall_s is not None:
-        wall, wall_from = args.wall_s, "--wall-s"
+    if args.wall_s:
+        wall, wall_from = sum(args.wall_s), "--wall-s" + (f" ({len(args.wall_s)} segments)" if len(args.wall_s) > 1 else "")
     elif args.timings is not None:
         wall, wall_from = wall_from_timings(args.timings, args.name), f"{args.timings} ({args.name})"
     elif span is not None:

@@ -85,5 +85,8 @@ def test_rulegraph_picture_is_current():
                            "--workflow-profile", "none"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     committed = (ROOT / "docs" / "rulegraph.dot").read_text()
-    assert proc.stdout == committed, "the rule graph changed: run `bash docs/rulegraph.sh` and commit docs/rulegraph.*"
+    # the same nodes and edges (Snakemake lists the edges in no fixed order)
+    assert sorted(proc.stdout.split("\n")) == sorted(committed.split("\n")), (
+        "the rule graph changed: run `bash docs/rulegraph.sh` and commit docs/rulegraph.*"
+    )
     assert (ROOT / "docs" / "rulegraph.png").read_bytes().startswith(b"\x89PNG")

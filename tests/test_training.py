@@ -361,7 +361,7 @@ def test_mask_for_another_shape_is_refused(split):
 
 def test_reinit_seeds_differ_from_every_ticket_seed():
     tickets = {ticket_seed(s, t) for s in range(10) for t in range(1000)}
-    reinits = [reinit_seed(s, t, k) for s in range(10) for t in range(50) for k in range(3)]
+    reinits = [reinit_seed(s, t, k, r) for s in range(10) for t in range(50) for k in range(3) for r in range(1, 4)]
     assert len(set(reinits)) == len(reinits)
     assert not tickets & set(reinits)
     data = {data_seed(s, t) for s in range(10) for t in range(50)}
@@ -371,9 +371,11 @@ def test_reinit_seeds_differ_from_every_ticket_seed():
 
 def test_reinit_weights_differ_from_the_tickets():
     ticket = init_model("lenet_300_100", ticket_seed(0, 0))
-    reinit = init_model("lenet_300_100", reinit_seed(0, 0, 0))
-    again = init_model("lenet_300_100", reinit_seed(0, 0, 0))
+    reinit = init_model("lenet_300_100", reinit_seed(0, 0, 0, 1))
+    again = init_model("lenet_300_100", reinit_seed(0, 0, 0, 1))
+    other_round = init_model("lenet_300_100", reinit_seed(0, 0, 0, 2))
     assert not torch.equal(ticket.fc1.weight, reinit.fc1.weight)
     assert torch.equal(reinit.fc1.weight, again.fc1.weight)
+    assert not torch.equal(reinit.fc1.weight, other_round.fc1.weight)
     # Same distribution (Glorot normal): std of fc1 is sqrt(2 / (784 + 300)).
     assert reinit.fc1.weight.std().item() == pytest.approx((2 / 1084) ** 0.5, rel=0.02)

@@ -55,11 +55,13 @@ def train_params():
     )
 
 
-# Threads and resources of the jobs (mem_mb, runtime in minutes), sized from measurements on one
-# CPU thread with the real MNIST (Snakemake benchmark files, max_rss): a training job of 50K
-# iterations took 163-165 s and peaked at 911-932 MB; init, prune and random_mask 6-7 s and
-# 515-540 MB; aggregate 8 s and 560 MB; plot 6 s and 130 MB. The limits leave room for slower
-# nodes, the paper's larger grid, and a retry (runtime grows with the attempt).
+# Threads and resources of the jobs (mem_mb, runtime in minutes), sized from Snakemake's benchmark
+# files (s, max_rss) on one CPU thread with the real MNIST: a training job of 50K iterations took
+# 163-165 s with a core to itself, and up to 666 s when the machine's 2 cores were shared with 6-8
+# other busy processes; it peaked at 916-932 MB (750-806 MB in 2,000-iteration jobs since training
+# stopped copying the shuffled training set). init, prune and random_mask took 6-7 s and 515-540 MB; aggregate 8 s
+# and 560 MB; plot 6 s and 130 MB. The limits leave room for slow or shared nodes and the paper's
+# larger grid; a retry (profiles/slurm: retries) gets twice the training memory and time.
 CONDA_ENV = "../../envs/lth.yaml"
 
 
@@ -77,13 +79,14 @@ TRAIN_GPU = _train_gpu()
 
 
 def train_mem_mb(wildcards, attempt):
-    """MB: 1500 on CPU (measured peak 932); 4000 with CUDA (its libraries, not measured here)."""
+    """MB: 1500 on CPU (measured peak 932); 4000 with CUDA (its libraries: not measured)."""
     return (4000 if TRAIN_GPU else 1500) * attempt
 
 
 def train_runtime(wildcards, attempt):
-    """Minutes: 5 + 1 per 5,000 iterations (15 for the paper's 50K: 5x the measured 2.8)."""
-    return (5 + math.ceil(config["iterations"] / 5000)) * attempt
+    """Minutes: 5 + 1 per 2,000 iterations (30 for the paper's 50K: 11x the 2.7 measured alone,
+    2.7x the 11 measured on a crowded machine)."""
+    return (5 + math.ceil(config["iterations"] / 2000)) * attempt
 
 
 # Input functions of the grid's rules (lottery.smk).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import traceback
 from pathlib import Path
 from typing import Callable
 
@@ -26,6 +27,9 @@ def run_job(main: Callable[[Callable[[str], None]], None], log_path: str | None)
         log(f"error: {err}")
         print(f"error: {err}", file=sys.stderr, flush=True)
         sys.exit(1)
+    except Exception:  # a bug, not a user error: keep the traceback in the job's log too
+        log(traceback.format_exc().rstrip())
+        raise
     finally:
         if fh is not None:
             fh.close()

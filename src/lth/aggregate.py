@@ -6,6 +6,7 @@ import os
 
 import pandas as pd
 
+from .errors import LTHError
 from .experiment import read_result
 from .fileio import atomic_path
 
@@ -58,6 +59,31 @@ def build_curves(curve_paths: list[str | os.PathLike], labels: list[dict]) -> pd
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False, lineterminator="\n")
+
+
+def check_fresh(result_paths: list[str | os.PathLike], expected: dict) -> int:
+    """Refuse results trained with other settings than ``expected`` (the config's).
+
+    Snakemake reruns a training job when its params change, except in one case: when the data
+    download reruns in the same invocation (e.g. ``data_source`` was edited too), the training
+    jobs, which read the data as ``ancient()`` inputs, are not re-checked (snakemake issue
+    #4166). A second invocation then reruns them. This check makes that case fail loudly instead
+    of aggregating stale numbers. Returns how many results carried no record (older versions).
+    """
+    unrecorded = 0
+    for path in result_paths:
+        recorded = read_result(path).get("train_config")
+        if recorded is None:
+            unrecorded += 1
+            continue
+        diff = {k: (recorded.get(k), v) for k, v in expected.items() if recorded.get(k) != v}
+        if diff:
+            shown = ", ".join(f"{k}={old!r} (config: {new!r})" for k, (old, new) in sorted(diff.items()))
+            raise LTHError(
+                f"{path} was trained with {shown}: it is stale. Run the same snakemake command again "
+                "(Snakemake skips such reruns when the data is re-fetched in the same run)"
+            )
+    return unrecorded
 
 
 def code_versions(result_paths: list[str | os.PathLike]) -> set[str]:

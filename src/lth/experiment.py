@@ -161,6 +161,19 @@ def run_training(
     write_curve(out_curve, result.curve)
     summary = {
         **(labels or {}),
+        # What this result was trained with: the aggregate step refuses results whose settings
+        # differ from the config (see lth.aggregate.check_fresh).
+        "train_config": {
+            "model": model_name,
+            "lr": cfg.lr,
+            "batch_size": cfg.batch_size,
+            "iterations": cfg.iterations,
+            "eval_every": cfg.eval_every,
+            "test_eval": cfg.test_eval,
+            "patience": cfg.patience,
+            "val_size": val_size,
+            "seed": split_seed,
+        },
         "percent_remaining": pct,
         "early_stop_iteration": result.early_stop["iteration"],
         "early_stop_val_loss": result.early_stop["val_loss"],

@@ -33,6 +33,7 @@ rule aggregate:
     params:
         config={key: config[key] for key in sorted(config)},
         repo=workflow.basedir,
+        train={k: v for k, v in train_params().items() if k != "device"},
     script:
         "../scripts/aggregate.py"
 

@@ -1,6 +1,6 @@
 """summary.csv, curves.csv, the claims verdict and the provenance record."""
 
-from lth.aggregate import KEYS, build_curves, build_summary, code_versions, write_csv
+from lth.aggregate import KEYS, build_curves, build_summary, check_fresh, code_versions, write_csv
 from lth.claims import claims_markdown, claims_table, evaluate_claims
 from lth.experiment import read_result
 from lth.fileio import write_json, write_text
@@ -10,6 +10,9 @@ from lth.provenance import collect
 
 def main(log):
     inp, out, p = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
+    unrecorded = check_fresh(inp.results, p.train)
+    if unrecorded:
+        log(f"warning: {unrecorded} results do not record their training settings (older version)")
     summary = build_summary(inp.results)
     labels = [{k: read_result(path)[k] for k in KEYS} for path in inp.results]
     curves = build_curves(inp.curves, labels)

@@ -115,4 +115,4 @@ def test_oneshot_workflow_prunes_from_the_dense_net(tmp_path):
         w = dense[name].abs()
         assert w[m].min() >= w[~m].max()
     summary = (tmp_path / "results/claims.md").read_text()
-    assert "needs `pruning: iterative`" in summary
+    assert "claims 1-5 need `pruning: iterative`" in summary

@@ -116,3 +116,13 @@ def test_oneshot_workflow_prunes_from_the_dense_net(tmp_path):
         assert w[m].min() >= w[~m].max()
     summary = (tmp_path / "results/claims.md").read_text()
     assert "claims 1-5 need `pruning: iterative`" in summary
+
+
+def test_summarize_a_run_directory_matches_the_aggregate_step(run, tmp_path):
+    from lth.summarize import main
+
+    main([str(run), str(tmp_path / "out")])
+    assert (tmp_path / "out/summary.csv").read_bytes() == (run / "results/summary.csv").read_bytes()
+    assert (tmp_path / "out/claims.csv").read_bytes() == (run / "results/claims.csv").read_bytes()
+    assert all((tmp_path / "out/plots" / f"{name}.png").stat().st_size > 1000
+               for name in ("accuracy", "early_stop", "curves", "train_accuracy"))

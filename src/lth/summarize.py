@@ -1,0 +1,60 @@
+"""Tables, claims and figures from whatever training jobs of a run directory have finished.
+
+    python3 -m lth.summarize RUN_DIR OUT_DIR [--pruning iterative|oneshot]
+
+The workflow's aggregate and plot rules need the whole grid; this looks at a run in progress
+(e.g. the paper profile after some hours) or copies a finished run's small outputs elsewhere.
+Claims whose sparsity levels have not been reached yet are NOT-RUN.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from .aggregate import KEYS, build_curves, build_summary, write_csv
+from .claims import claims_markdown, claims_table, evaluate_claims
+from .experiment import read_result
+from .fileio import write_text
+from .plots import PAPER_LEVELS, plot_accuracy, plot_curves, plot_early_stop, plot_train_accuracy
+
+
+def finished_jobs(run_dir: str | Path) -> list[Path]:
+    """result.json of every finished training job (written last, atomically, by each job)."""
+    return sorted(Path(run_dir).glob("results/trial_*/*/round_*/result.json"))
+
+
+def summarize(run_dir: str | Path, out_dir: str | Path, pruning: str = "iterative") -> pd.DataFrame:
+    results = finished_jobs(run_dir)
+    if not results:
+        raise SystemExit(f"no finished training jobs under {run_dir}/results")
+    out = Path(out_dir)
+    summary = build_summary(results)
+    labels = [{k: read_result(p)[k] for k in KEYS} for p in results]
+    curves = build_curves([p.with_name("curve.csv") for p in results], labels)
+    write_csv(summary, out / "summary.csv")
+    write_csv(curves, out / "curves.csv")
+    verdicts = evaluate_claims(summary, pruning)
+    write_csv(claims_table(verdicts), out / "claims.csv")
+    write_text(out / "claims.md", claims_markdown(verdicts))
+    plot_accuracy(summary, out / "plots" / "accuracy.png")
+    plot_early_stop(summary, out / "plots" / "early_stop.png")
+    plot_train_accuracy(summary, out / "plots" / "train_accuracy.png")
+    plot_curves(curves, summary, out / "plots" / "curves.png", levels=PAPER_LEVELS)
+    return summary
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("out_dir")
+    parser.add_argument("--pruning", default="iterative", choices=["iterative", "oneshot"])
+    args = parser.parse_args(argv)
+    summary = summarize(args.run_dir, args.out_dir, args.pruning)
+    print(f"{len(summary)} finished training jobs summarised into {args.out_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -47,14 +47,14 @@ def test_report_embeds_every_figure(report):
 
 def test_report_has_captions_categories_and_tables(report):
     workdir, html = report
-    for category in ("1. Claims", "2. Figures", "3. Tables"):
+    for category in ("1. Claims", "2. Figures", "3. Tables", "4. Provenance"):
         assert category in html
-    for table in ("summary.csv", "claims.csv"):
+    for table in ("summary.csv", "claims.csv", "provenance.json"):
         data = (workdir / "results" / table).read_bytes()
         assert base64.b64encode(data).decode() in html, f"{table} is not in the report"
     # each caption, rendered from workflow/report/<name>.rst: its first six words in the page's text
     text = re.sub(r"<[^>]+>", "", html)
-    for name in FIGURES + ["summary", "claims"]:
+    for name in FIGURES + ["summary", "claims", "provenance"]:
         rst = (ROOT / "workflow" / "report" / f"{name}.rst").read_text()
         words = re.sub(r"[*`]", "", rst).split()[:6]
         assert " ".join(words) in text, f"caption {name}.rst is not in the report"

@@ -21,7 +21,12 @@ rule aggregate:
             labels={"table": "claims.csv: the paper's claims, measured"},
         ),
         claims_md="results/claims.md",
-        provenance="results/provenance.json",
+        provenance=report(
+            "results/provenance.json",
+            caption="../report/provenance.rst",
+            category="4. Provenance",
+            labels={"file": "provenance.json: config, versions, data checksums, commit"},
+        ),
     log:
         "logs/aggregate.log",
     conda:

@@ -5,12 +5,23 @@
     python3 benchmarks/benchmark.py --quick         # seconds: a smoke run (figures meaningless)
     python3 benchmarks/benchmark.py --out my.csv --threads 1 --reps 7
     python3 benchmarks/benchmark.py --profile       # where a step's time goes (torch.profiler)
+    python3 benchmarks/benchmark.py --device cuda   # items 1-4 on the GPU (benchmarks/gpu_check.sh)
 
 Everything is measured in one run, on one machine, at one thread count (``--threads``, default
 1, as a training job). Each figure is the median of ``--reps`` repetitions (default 9), and the
 repetitions are interleaved (ours, usual, bound, evaluation, ours, ...) so that load from other
 processes hits all of them alike. Each figure is given twice: from wall time (what a job waits)
 and from CPU time (less sensitive to other processes taking the cores of a shared machine).
+
+``--device`` (cpu, cuda or auto; default cpu) says where items 1-4 run: the model, its buffers
+and the data on that device, as ``train()`` does with ``device: cuda``; the usual way keeps its
+DataLoader on the CPU and copies each batch to the device (no pinned memory), as people do. On
+cuda every timed span starts and ends with ``torch.cuda.synchronize()``, everything is warmed up
+first, and the CPU-time column of items 1-4 is left empty: the CPU time of a process that waits
+for a GPU measures the waiting, not the work. Items 5 and 6 stay measurements of CPU processes
+(a training job with ``device: cpu``); on cuda the run also reports the peak GPU memory of our
+training loop (``torch.cuda.max_memory_allocated``). The CSV's ``device`` column says where each
+figure was measured (``cpu`` for items 5 and 6 in every run).
 
 1. ``ours``: the loop of ``lth.training.train`` for LeNet-300-100 at batch 60, with the objects
    ``train`` builds (``_MLPStep`` + ``FusedAdam`` + ``_Masker``, batches gathered from a seeded
@@ -42,6 +53,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as _dt
+import gc
 import gzip
 import json
 import os
@@ -74,7 +86,7 @@ LR = 1.2e-3
 VAL_SIZE = 5000
 EVAL_EVERY = 100
 REMAINING = 0.2  # the sparse variant of "ours"
-CSV_COLUMNS = ["metric", "value", "value_cpu", "unit", "reps", "detail"]
+CSV_COLUMNS = ["metric", "value", "value_cpu", "unit", "reps", "detail", "device"]
 # What a training job must not import (each costs seconds of start-up).
 HEAVY_MODULES = ("torchvision", "pandas", "matplotlib", "torch._dynamo", "scipy", "sympy")
 
@@ -118,6 +130,27 @@ def prepare_data(source: Path | None, tmp: Path) -> tuple[Path, Path, str]:
 
 # --- timing helpers ------------------------------------------------------------------------
 
+CPU = torch.device("cpu")
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously): call before reading a clock."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``--device``: cpu, cuda, or auto (cuda where torch sees one). SystemExit with one line if
+    cuda is asked for and there is none."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(
+            f"benchmark.py: error: --device cuda, but torch {torch.__version__} sees no CUDA device "
+            f"(built with CUDA {torch.version.cuda}); use --device cpu or auto"
+        )
+    return torch.device(name)
+
 
 def sparse_masks(model: nn.Module, remaining: float, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
@@ -136,8 +169,11 @@ class OursLoop:
     each batch gathered into preallocated buffers. ``check_against_train`` shows that it
     computes what ``train`` computes."""
 
-    def __init__(self, data, masks, data_seed: int = 0) -> None:
-        self.model = init_model("lenet_300_100", 0)
+    def __init__(self, data, masks, data_seed: int = 0, device: torch.device = CPU) -> None:
+        # As train(): the model and the data on the device first, then the masker and optimizer.
+        self.device = device
+        self.model = init_model("lenet_300_100", 0).to(device)
+        data = data.to(device)
         self.masker = _Masker(self.model, masks)
         self.masker.apply()
         self.optimizer = FusedAdam(self.model.parameters(), lr=LR)
@@ -147,37 +183,41 @@ class OursLoop:
         self.n = len(data.train_x)
         self.batches = self.n // BATCH
         self.generator = torch.Generator().manual_seed(data_seed)
-        self.batch_x = torch.empty((BATCH, *data.train_x.shape[1:]), dtype=data.train_x.dtype)
-        self.batch_y = torch.empty((BATCH,), dtype=data.train_y.dtype)
-        self.running_loss = torch.zeros(())
+        self.batch_x = torch.empty((BATCH, *data.train_x.shape[1:]), dtype=data.train_x.dtype, device=device)
+        self.batch_y = torch.empty((BATCH,), dtype=data.train_y.dtype, device=device)
+        self.running_loss = torch.zeros((), device=device)
         self.iteration = 0
         self.perm = None
 
     def run(self, steps: int) -> float:
         """Seconds per step (the per-epoch permutation included where an epoch starts)."""
         data, bx, by, step, masker = self.data, self.batch_x, self.batch_y, self.step, self.masker
+        sync(self.device)
         t = time.perf_counter()
         for _ in range(steps):
             batch = self.iteration % self.batches
             if batch == 0:
-                self.perm = torch.randperm(self.n, generator=self.generator)
+                self.perm = torch.randperm(self.n, generator=self.generator).to(self.device)
             rows = self.perm[batch * BATCH : (batch + 1) * BATCH]
             torch.index_select(data.train_x, 0, rows, out=bx)
             torch.index_select(data.train_y, 0, rows, out=by)
             self.running_loss += step(bx, by)
             masker.apply()
             self.iteration += 1
+        sync(self.device)
         return (time.perf_counter() - t) / steps
 
 
-def check_against_train(data, masks, steps: int) -> bool:
-    """True if ``steps`` steps of ``OursLoop`` give the weights ``lth.training.train`` gives."""
+def check_against_train(data, masks, steps: int, device: torch.device = CPU) -> bool:
+    """True if ``steps`` steps of ``OursLoop`` give the weights ``lth.training.train`` gives
+    (both on ``device``)."""
     from lth.training import TrainConfig, train
 
-    loop = OursLoop(data, masks, data_seed=7)
+    loop = OursLoop(data, masks, data_seed=7, device=device)
     loop.run(steps)
     model = init_model("lenet_300_100", 0)
-    train(model, masks, data, TrainConfig(lr=LR, batch_size=BATCH, iterations=steps, eval_every=steps, data_seed=7))
+    cfg = TrainConfig(lr=LR, batch_size=BATCH, iterations=steps, eval_every=steps, data_seed=7, device=device.type)
+    train(model, masks, data, cfg)
     mine, theirs = loop.model.state_dict(), model.state_dict()
     return all(torch.equal(mine[k], theirs[k]) for k in theirs)
 
@@ -191,13 +231,14 @@ def lenet_sequential() -> nn.Sequential:
 class UsualLoop:
     """torchvision MNIST + ToTensor + Normalize + DataLoader + nn.Sequential + torch.optim.Adam."""
 
-    def __init__(self, tv_root: Path) -> None:
+    def __init__(self, tv_root: Path, device: torch.device = CPU) -> None:
         from torchvision import datasets, transforms
 
+        self.device = device
         tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
         self.dataset = datasets.MNIST(str(tv_root), train=True, download=False, transform=tf)
         self.loader = torch.utils.data.DataLoader(self.dataset, batch_size=BATCH, shuffle=True, drop_last=True)
-        self.model = lenet_sequential()
+        self.model = lenet_sequential().to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=LR)
         self.loss_fn = nn.CrossEntropyLoss()
         self.it = iter(self.loader)
@@ -210,28 +251,34 @@ class UsualLoop:
             return next(self.it)
 
     def run(self, steps: int) -> float:
+        device = self.device
+        sync(device)
         t = time.perf_counter()
         for _ in range(steps):
             x, y = self._next()
+            x, y = x.to(device), y.to(device)  # no-ops on the CPU
             self.optimizer.zero_grad()
             loss = self.loss_fn(self.model(x), y)
             loss.backward()
             self.optimizer.step()
+        sync(device)
         return (time.perf_counter() - t) / steps
 
 
 class InMemoryLoop:
     """The usual network and optimizer, fed from in-memory tensors (no DataLoader)."""
 
-    def __init__(self, data) -> None:
-        self.x, self.y = data.train_x, data.train_y
-        self.model = lenet_sequential()
+    def __init__(self, data, device: torch.device = CPU) -> None:
+        self.device = device
+        self.x, self.y = data.train_x.to(device), data.train_y.to(device)
+        self.model = lenet_sequential().to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=LR)
         self.loss_fn = nn.CrossEntropyLoss()
         self.batches = len(self.x) // BATCH
         self.batch = 0
 
     def run(self, steps: int) -> float:
+        sync(self.device)
         t = time.perf_counter()
         for _ in range(steps):
             lo = self.batch * BATCH
@@ -240,23 +287,26 @@ class InMemoryLoop:
             loss = self.loss_fn(self.model(self.x[lo : lo + BATCH]), self.y[lo : lo + BATCH])
             loss.backward()
             self.optimizer.step()
+        sync(self.device)
         return (time.perf_counter() - t) / steps
 
 
 class BoundLoop:
     """Eight matmuls per step, on preallocated tensors with the layouts ``_MLPStep`` uses."""
 
-    def __init__(self, data) -> None:
-        g = torch.Generator().manual_seed(0)
-        self.x = data.train_x[:BATCH].clone()
-        self.w = [torch.randn(o, i, generator=g) * 0.05 for i, o in ((784, 300), (300, 100), (100, 10))]
-        self.a = [torch.empty(BATCH, o) for o in (300, 100, 10)]  # activations
-        self.d = [torch.rand(BATCH, o, generator=g) for o in (300, 100, 10)]  # dL/dz
+    def __init__(self, data, device: torch.device = CPU) -> None:
+        self.device = device
+        g = torch.Generator().manual_seed(0)  # drawn on the CPU, then moved (a no-op there)
+        self.x = data.train_x[:BATCH].clone().to(device)
+        self.w = [(torch.randn(o, i, generator=g) * 0.05).to(device) for i, o in ((784, 300), (300, 100), (100, 10))]
+        self.a = [torch.empty(BATCH, o, device=device) for o in (300, 100, 10)]  # activations
+        self.d = [torch.rand(BATCH, o, generator=g).to(device) for o in (300, 100, 10)]  # dL/dz
         self.g = [torch.empty_like(w) for w in self.w]  # weight gradients
 
     def run(self, steps: int) -> float:
         x, (w1, w2, w3), (a1, a2, a3), (d1, d2, d3), (g1, g2, g3) = self.x, self.w, self.a, self.d, self.g
         mm = torch.mm
+        sync(self.device)
         t = time.perf_counter()
         for _ in range(steps):
             mm(x, w1.t(), out=a1)
@@ -267,6 +317,7 @@ class BoundLoop:
             mm(d2.t(), a1, out=g2)
             mm(d2, w2, out=d1)
             mm(d1.t(), x, out=g1)
+        sync(self.device)
         return (time.perf_counter() - t) / steps
 
 
@@ -367,11 +418,14 @@ PEAK_SUFFIX = textwrap.dedent(
 # --- the benchmark -------------------------------------------------------------------------
 
 
-def measure(fn, n: int) -> tuple[float, float]:
+def measure(fn, n: int, device: torch.device = CPU) -> tuple[float, float]:
     """(wall, CPU) seconds per unit of ``fn(n)``. CPU time (this process's) is less sensitive to
-    other processes taking the cores; wall time is what a job waits."""
+    other processes taking the cores; wall time is what a job waits. On a GPU the span starts and
+    ends with the device idle (``sync``), and only the wall figure means anything."""
+    sync(device)
     w, c = time.perf_counter(), time.process_time()
     fn(n)
+    sync(device)
     return (time.perf_counter() - w) / n, (time.process_time() - c) / n
 
 
@@ -388,9 +442,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="CSV path (default benchmarks/results/<timestamp>.csv)")
     ap.add_argument("--quick", action="store_true", help="a smoke run: 1 repetition, few steps")
     ap.add_argument("--profile", action="store_true",
-                    help="instead: torch.profiler tables of our step, the bound and one evaluation")
+                    help="instead: torch.profiler tables of our step, the bound and one evaluation (CPU only)")
+    ap.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
+                    help="where items 1-4 run (default cpu; auto: cuda where available)")
     args = ap.parse_args(argv)
+    device = resolve_device(args.device)
+    gpu = device.type == "cuda"
     if args.profile:
+        if gpu:
+            raise SystemExit("benchmark.py: error: --profile measures the CPU only; run it without --device cuda")
         return profile(args)
     reps = args.reps or (1 if args.quick else 9)
     steps = args.steps or (30 if args.quick else 200)
@@ -400,8 +460,17 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or ROOT / "benchmarks" / "results" / f"{stamp}.csv"
     rows: list[dict] = []
 
-    def put(metric, value, unit, n=reps, detail="", cpu=""):
-        rows.append({"metric": metric, "value": value, "value_cpu": cpu, "unit": unit, "reps": n, "detail": detail})
+    def put(metric, value, unit, n=reps, detail="", cpu="", on=device.type):
+        rows.append({"metric": metric, "value": value, "value_cpu": cpu, "unit": unit, "reps": n, "detail": detail,
+                     "device": on})
+
+    def put_dev(metric, value, unit, n=reps, detail="", cpu=""):
+        """A figure of items 1-4, measured on ``device``: no CPU-time figure on a GPU (see the docstring)."""
+        put(metric, value, unit, n, detail, "" if gpu else cpu)
+
+    def on_cpu(detail):
+        """Items 5 and 6 are CPU processes in every run: say so where the rest ran on a GPU."""
+        return (f"{detail} [CPU process]" if detail else "[CPU process]") if gpu else detail
 
     started = time.perf_counter()
     load_start = os.getloadavg()[0]
@@ -410,28 +479,49 @@ def main(argv: list[str] | None = None) -> int:
         idx, tv_root, what = prepare_data(args.mnist or default_mnist_dir(), tmp)
         print(f"data: {what}; torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} CPUs, "
               f"load average {load_start:.2f}; medians of {reps} repetitions of {steps} steps")
-        data = load_split(idx, VAL_SIZE, 0)
+        if gpu:
+            print(f"device: {torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda}) for items 1-4; "
+                  f"CPU-time column empty for them (a process waiting on the GPU)")
+        data = load_split(idx, VAL_SIZE, 0).to(device)
         masks20 = sparse_masks(init_model("lenet_300_100", 0), REMAINING)
-        same = check_against_train(data, masks20, 30)
+        same = check_against_train(data, masks20, 30, device)
         put("ours_loop_equals_train", str(same), "bool", 1, "the timed loop gives train()'s weights (30 steps)")
         if not same:
             print("warning: the benchmark's loop no longer computes what lth.training.train computes")
 
+        if gpu:  # peak GPU memory of our loop (20 % remaining) and one evaluation, the split already there
+            gc.collect()  # check_against_train's models and buffers
+            sync(device)
+            split_bytes = torch.cuda.memory_allocated(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            probe = OursLoop(data, masks20, device=device)
+            probe.run(steps)
+            probe.model.eval()
+            evaluate(probe.model, data.val_x, data.val_y)
+            evaluate(probe.model, data.test_x, data.test_y)
+            sync(device)
+            peak = torch.cuda.max_memory_allocated(device)
+            del probe
+            put("gpu_split_mb", split_bytes / 2**20, "MB", 1, "MNIST split on the device (allocated before the loop)")
+            put("gpu_peak_allocated_mb", peak / 2**20, "MB", 1,
+                f"torch.cuda.max_memory_allocated: split + our loop (20% remaining, {steps} steps) + one evaluation")
+            put("gpu_peak_minus_split_mb", (peak - split_bytes) / 2**20, "MB", 1, "our loop and evaluation alone")
+
         # --- 1-4: in-process, interleaved -------------------------------------------------
-        dense = OursLoop(data, None)
+        dense = OursLoop(data, None, device=device)
         loops = {
             "ours_dense": dense,
-            "ours_sparse20": OursLoop(data, masks20),
-            "usual": UsualLoop(tv_root),
-            "usual_inmemory": InMemoryLoop(data),
-            "bound": BoundLoop(data),
+            "ours_sparse20": OursLoop(data, masks20, device=device),
+            "usual": UsualLoop(tv_root, device),
+            "usual_inmemory": InMemoryLoop(data, device),
+            "bound": BoundLoop(data, device),
         }
         usual_steps = max(10, steps // 4)  # the usual way is slow: fewer steps, same repetitions
         n_steps = {k: usual_steps if k == "usual" else steps for k in loops}
-        for loop in loops.values():  # warm-up: allocator, MKL, the DataLoader's iterator
+        # Warm-up: allocator, MKL, the DataLoader's iterator; on a GPU also the CUDA context,
+        # cuBLAS handles and the lazily loaded kernels (evaluation's too).
+        for loop in loops.values():
             loop.run(min(20, steps))
-        wall: dict[str, list[float]] = {k: [] for k in [*loops, "eval_val", "eval_test"]}
-        cpu: dict[str, list[float]] = {k: [] for k in wall}
 
         def eval_val(_n):
             evaluate(dense.model, data.val_x, data.val_y)
@@ -439,41 +529,50 @@ def main(argv: list[str] | None = None) -> int:
         def eval_test(_n):
             evaluate(dense.model, data.test_x, data.test_y)
 
+        dense.model.eval()
+        eval_val(1)
+        eval_test(1)
+        dense.model.train()
+        sync(device)
+        wall: dict[str, list[float]] = {k: [] for k in [*loops, "eval_val", "eval_test"]}
+        cpu: dict[str, list[float]] = {k: [] for k in wall}
+
         for _ in range(reps):
             for name, loop in loops.items():
-                w, c = measure(loop.run, n_steps[name])
+                w, c = measure(loop.run, n_steps[name], device)
                 wall[name].append(w)
                 cpu[name].append(c)
             dense.model.eval()
             for name, fn in (("eval_val", eval_val), ("eval_test", eval_test)):
-                w, c = measure(fn, 1)
+                w, c = measure(fn, 1, device)
                 wall[name].append(w)
                 cpu[name].append(c)
             dense.model.train()
         mw = {k: median(v) for k, v in wall.items()}
-        mc = {k: median(v) for k, v in cpu.items()}
+        # On a GPU the CPU-time figures are not written (put_dev); stand-ins keep the arithmetic safe.
+        mc = mw if gpu else {k: median(v) for k, v in cpu.items()}
 
         for name in loops:
-            put(f"{name}_step_ms", mw[name] * 1e3, "ms", detail=f"{n_steps[name]} steps per repetition",
+            put_dev(f"{name}_step_ms", mw[name] * 1e3, "ms", detail=f"{n_steps[name]} steps per repetition",
                 cpu=mc[name] * 1e3)
         for name in loops:
-            put(f"{name}_steps_per_s", 1 / mw[name], "steps/s", cpu=1 / mc[name])
+            put_dev(f"{name}_steps_per_s", 1 / mw[name], "steps/s", cpu=1 / mc[name])
         for name in ("ours_dense", "ours_sparse20"):
-            put(f"ratio_{name}_over_usual", mw["usual"] / mw[name], "x", detail="steps/s ratio; target >= 4",
+            put_dev(f"ratio_{name}_over_usual", mw["usual"] / mw[name], "x", detail="steps/s ratio; target >= 4",
                 cpu=mc["usual"] / mc[name])
-            put(f"ratio_{name}_over_bound", mw["bound"] / mw[name], "x", detail="steps/s ratio; target >= 0.8",
+            put_dev(f"ratio_{name}_over_bound", mw["bound"] / mw[name], "x", detail="steps/s ratio; target >= 0.8",
                 cpu=mc["bound"] / mc[name])
         for name in ("usual", "usual_inmemory"):
-            put(f"ratio_{name}_over_bound", mw["bound"] / mw[name], "x", cpu=mc["bound"] / mc[name])
-        put("eval_val_ms", mw["eval_val"] * 1e3, "ms", detail=f"{len(data.val_x)} images, chunks of {EVAL_CHUNK}",
+            put_dev(f"ratio_{name}_over_bound", mw["bound"] / mw[name], "x", cpu=mc["bound"] / mc[name])
+        put_dev("eval_val_ms", mw["eval_val"] * 1e3, "ms", detail=f"{len(data.val_x)} images, chunks of {EVAL_CHUNK}",
             cpu=mc["eval_val"] * 1e3)
-        put("eval_test_ms", mw["eval_test"] * 1e3, "ms", detail=f"{len(data.test_x)} images, chunks of {EVAL_CHUNK}",
+        put_dev("eval_test_ms", mw["eval_test"] * 1e3, "ms", detail=f"{len(data.test_x)} images, chunks of {EVAL_CHUNK}",
             cpu=mc["eval_test"] * 1e3)
         hw, hc = EVAL_EVERY * mw["ours_dense"], EVAL_EVERY * mc["ours_dense"]
-        put("eval_all_over_100_steps", (mw["eval_val"] + mw["eval_test"]) / hw, "x",
+        put_dev("eval_all_over_100_steps", (mw["eval_val"] + mw["eval_test"]) / hw, "x",
             detail="test_eval=all: val + test per evaluation; target <= 0.25",
             cpu=(mc["eval_val"] + mc["eval_test"]) / hc)
-        put("eval_best_over_100_steps", mw["eval_val"] / hw, "x",
+        put_dev("eval_best_over_100_steps", mw["eval_val"] / hw, "x",
             detail="test_eval=best: val only (+ test at a new minimum)", cpu=mc["eval_val"] / hc)
 
         # --- 5: fixed cost per job; 6: peak RSS ---------------------------------------------
@@ -489,16 +588,17 @@ def main(argv: list[str] | None = None) -> int:
         def med(key, i):
             return median([t[i] for t in sub[key]])
 
-        put("python_start_s", med("python", 0), "s", sub_reps, "python -c pass", cpu=med("python", 1))
-        put("import_torch_s", med("import_torch", 0), "s", sub_reps, "python -c 'import torch'",
-            cpu=med("import_torch", 1))
+        put("python_start_s", med("python", 0), "s", sub_reps, on_cpu("python -c pass"), cpu=med("python", 1),
+            on="cpu")
+        put("import_torch_s", med("import_torch", 0), "s", sub_reps, on_cpu("python -c 'import torch'"),
+            cpu=med("import_torch", 1), on="cpu")
         put("job_fixed_cost_s", med("job_startup", 0), "s", sub_reps,
-            "process start + Snakemake preamble + lth imports + load_split; target <= 3",
-            cpu=med("job_startup", 1))
+            on_cpu("process start + Snakemake preamble + lth imports + load_split; target <= 3"),
+            cpu=med("job_startup", 1), on="cpu")
         put("job_fixed_cost_minus_import_torch_s", med("job_startup", 0) - med("import_torch", 0), "s", sub_reps,
-            cpu=med("job_startup", 1) - med("import_torch", 1))
+            on_cpu(""), cpu=med("job_startup", 1) - med("import_torch", 1), on="cpu")
         put("job_heavy_imports", heavy or "none", "modules", sub_reps,
-            f"which of {'/'.join(HEAVY_MODULES)} a training job imports")
+            on_cpu(f"which of {'/'.join(HEAVY_MODULES)} a training job imports"), on="cpu")
 
         iters = 100 if args.quick else 300
         n_rss = max(1, sub_reps - 1)
@@ -507,10 +607,12 @@ def main(argv: list[str] | None = None) -> int:
             work = tmp / f"job{i}"
             work.mkdir()
             job_rss.append(run_child(job_train_code(idx, work, args.threads, iters) + PEAK_SUFFIX)[2])
-        put("import_torch_peak_rss_mb", med("import_torch", 2), "MB", sub_reps, "python -c 'import torch'")
+        put("import_torch_peak_rss_mb", med("import_torch", 2), "MB", sub_reps, on_cpu("python -c 'import torch'"),
+            on="cpu")
         put("job_peak_rss_mb", median(job_rss), "MB", n_rss,
-            f"run_training, 20% remaining, {iters} iterations, with a job's imports")
-        put("job_rss_minus_import_torch_mb", median(job_rss) - med("import_torch", 2), "MB", n_rss, "target <= 400")
+            on_cpu(f"run_training, 20% remaining, {iters} iterations, with a job's imports"), on="cpu")
+        put("job_rss_minus_import_torch_mb", median(job_rss) - med("import_torch", 2), "MB", n_rss,
+            on_cpu("target <= 400"), on="cpu")
 
     elapsed = time.perf_counter() - started
     meta = {
@@ -527,10 +629,13 @@ def main(argv: list[str] | None = None) -> int:
         "elapsed_s": round(elapsed, 1),
         "quick": args.quick,
     }
+    if gpu:  # only on a GPU run: the CPU run's meta rows stay as they were
+        meta["gpu"] = torch.cuda.get_device_name(device)
+        meta["torch_cuda"] = torch.version.cuda
     for k, v in meta.items():
         put(f"meta_{k}", v, "", 1)
 
-    print_table(rows)
+    print_table(rows, gpu)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, lineterminator="\n")
@@ -622,8 +727,10 @@ def _cpu_model() -> str:
         return platform.machine()
 
 
-def print_table(rows: list[dict]) -> None:
+def print_table(rows: list[dict], gpu: bool = False) -> None:
     print(f"{'':<38} {'wall':>10} {'CPU time':>10}")
+    if gpu:
+        print("(GPU figures have no CPU-time figure; the rows marked [CPU process] ran on the CPU)")
     for row in rows:
         if row["metric"].startswith("meta_"):
             continue

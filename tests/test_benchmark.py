@@ -10,6 +10,9 @@ import csv
 import subprocess
 import sys
 
+import pytest
+import torch
+
 from conftest import ROOT
 
 BENCH = ROOT / "benchmarks" / "benchmark.py"
@@ -48,8 +51,11 @@ def test_benchmark_quick_writes_the_csv(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     with open(out, newline="") as fh:
         reader = csv.DictReader(fh)
-        assert reader.fieldnames == ["metric", "value", "value_cpu", "unit", "reps", "detail"]
+        assert reader.fieldnames == ["metric", "value", "value_cpu", "unit", "reps", "detail", "device"]
         rows = {r["metric"]: r for r in reader}
+    # The default device is the CPU, and every figure says so.
+    assert {r["device"] for r in rows.values()} == {"cpu"}
+    assert not any(name.startswith("gpu_") for name in rows)
     for name in NUMERIC:
         assert float(rows[name]["value"]) > 0, name
     for name in ("ours_dense_steps_per_s", "ratio_ours_dense_over_bound", "eval_all_over_100_steps"):
@@ -59,6 +65,19 @@ def test_benchmark_quick_writes_the_csv(tmp_path):
     assert rows["job_heavy_imports"]["value"] == "none"
     assert rows["meta_quick"]["value"] == "True"
     assert "random IDX" in rows["meta_data"]["value"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present: --device cuda would run")
+def test_benchmark_device_cuda_without_a_gpu_fails_in_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--device", "cuda", "--out", str(tmp_path / "bench.csv")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("benchmark.py: error: --device cuda") and "no CUDA device" in last, proc.stderr
+    assert not (tmp_path / "bench.csv").exists()
 
 
 def test_grid_efficiency_reads_benchmarks_and_log(tmp_path):

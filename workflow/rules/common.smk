@@ -1,4 +1,4 @@
-# Paths and the grid, derived from the config. Every path pattern is defined once here.
+# The grid, derived from the config, and the helpers the rule files share.
 
 import math
 
@@ -14,10 +14,6 @@ wildcard_constraints:
 
 TRIALS = list(range(config["trials"]))
 ROUNDS = list(range(config["rounds"] + 1))
-
-RUN = "results/trial_{trial}/{experiment}/round_{round}"
-TICKET = "results/trial_{trial}/ticket/round_{round}"
-LOG = "logs/{rule}/trial_{trial}/{experiment}/round_{round}.log"
 
 
 def experiments():

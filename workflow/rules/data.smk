@@ -1,9 +1,4 @@
-MNIST_NAMES = [
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-]
+from lth.data import FILE_NAMES as MNIST_NAMES  # the four IDX files, as lth.data verifies them
 
 
 rule download_mnist:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, dry_run_jobs, make_small_mnist, snakemake_cmd
+from conftest import ROOT, TINY_CONFIG, dry_run_jobs, make_small_mnist, snakemake_cmd
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
@@ -40,17 +40,7 @@ TEST_CLUSTER_OVERRIDES = [
     "--latency-wait", "5",
 ]
 
-CONFIG = {
-    "trials": 1,
-    "rounds": 1,
-    "iterations": 60,
-    "eval_every": 20,
-    "batch_size": 20,
-    "val_size": 100,
-    "verify_data": False,
-    "device": "cpu",
-    "controls": ["reinit"],
-}
+CONFIG = dict(TINY_CONFIG, trials=1, rounds=1, controls=["reinit"])
 LOCAL_RULES = {"download_mnist", "aggregate", "plot", "all"}
 
 

@@ -97,7 +97,7 @@ def main(argv=None) -> int:
             )
             init = (trial_dir / "ticket" / "init.pt") if experiment == "ticket" else (job_dir / "init.pt")
             mask = None if round_ == 0 else (trial_dir / "ticket" / round_name / "mask.pt")
-            out = tmp / experiment / round_name
+            out = tmp / f"job_{len(rows)}"  # a job may be listed twice: a repeatability check
             out.mkdir(parents=True)
             if args.device == "cuda":
                 torch.cuda.synchronize()

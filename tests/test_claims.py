@@ -112,3 +112,21 @@ def test_reinit_replicates_are_averaged_per_trial(trials):
     extra = s[s.experiment == "reinit"].assign(replicate=1)
     v = verdicts(pd.concat([s, extra], ignore_index=True))
     assert v[4].verdict == PASS and "4.17x" in v[4].measured  # 2.5 / 0.6
+
+
+def test_claim_4_pairs_trials_of_a_run_in_progress():
+    """A run in progress: the reinit control at 21.1% has finished for some trials only."""
+    s = paper_like(trials=3)
+    at21 = (s["round"] == 7) & (s.experiment == "reinit")
+    v = verdicts(s[~(at21 & (s.trial == 1))])
+    assert v[4].verdict == PASS and "(2 of 3 trials)" in v[4].measured and "4.17x" in v[4].measured
+    v = verdicts(s[~at21])
+    assert v[4].verdict == NOT_RUN and "21.1%" in v[4].measured
+    assert "trials)" not in verdicts(s)[4].measured
+
+
+def test_claims_on_fewer_trials_say_so():
+    s = paper_like(trials=3)
+    v = verdicts(s[~((s["round"] == 7) & (s.trial == 2))])  # trial 2 has not reached 21.1% yet
+    assert "(2 of 3 trials)" in v[1].measured and "(2 of 3 trials)" in v[4].measured
+    assert "trials)" not in v[2].measured and "trials)" not in v[3].measured

@@ -126,3 +126,23 @@ def test_summarize_a_run_directory_matches_the_aggregate_step(run, tmp_path):
     assert (tmp_path / "out/claims.csv").read_bytes() == (run / "results/claims.csv").read_bytes()
     assert all((tmp_path / "out/plots" / f"{name}.png").stat().st_size > 1000
                for name in ("accuracy", "early_stop", "curves", "train_accuracy"))
+
+
+def test_results_table_gives_mean_min_max_over_trials_with_replicates_averaged():
+    import pandas as pd
+
+    from lth.summarize import results_markdown
+
+    rows = [
+        dict(experiment="reinit", replicate=k, trial=t, round=1, percent_remaining=80.0,
+             early_stop_test_accuracy=acc, early_stop_iteration=it, final_train_accuracy=1.0)
+        for t, k, acc, it in [(0, 0, 0.90, 100), (0, 1, 0.94, 300), (1, 0, 0.96, 400)]
+    ] + [
+        dict(experiment="ticket", replicate=0, trial=t, round=0, percent_remaining=100.0,
+             early_stop_test_accuracy=0.95, early_stop_iteration=500, final_train_accuracy=0.99)
+        for t in (0, 1)
+    ]
+    lines = results_markdown(pd.DataFrame(rows)).splitlines()
+    assert lines[2] == "| ticket | 0 | 100.0% | 95.00 [95.00, 95.00] | 500 [500, 500] | 99.00 [99.00, 99.00] | 2 |"
+    # trial 0's two replicates average to 92 % and 200 iterations; trial 1 gives 96 % and 400
+    assert lines[3] == "| reinit | 1 | 80.0% | 94.00 [92.00, 96.00] | 300 [200, 400] | 100.00 [100.00, 100.00] | 2 |"

@@ -2,6 +2,9 @@
 
     python3 -m lth.summarize RUN_DIR OUT_DIR [--pruning iterative|oneshot]
 
+Writes summary.csv, curves.csv, claims.csv, claims.md, results.md (the summary as a readable
+table: mean [min, max] over trials per experiment and round) and plots/*.png into OUT_DIR.
+
 The workflow's aggregate and plot rules need the whole grid; this looks at a run in progress
 (e.g. the paper profile after some hours) or copies a finished run's small outputs elsewhere.
 Claims whose sparsity levels have not been reached yet are NOT-RUN.
@@ -26,6 +29,37 @@ def finished_jobs(run_dir: str | Path) -> list[Path]:
     return sorted(Path(run_dir).glob("results/trial_*/*/round_*/result.json"))
 
 
+EXPERIMENT_ORDER = {"ticket": 0, "reinit": 1, "random_pruning": 2}
+
+
+def _mean_min_max(values: pd.Series, scale: float, digits: int) -> str:
+    v = values.astype(float) * scale
+    return f"{v.mean():.{digits}f} [{v.min():.{digits}f}, {v.max():.{digits}f}]"
+
+
+def results_markdown(summary: pd.DataFrame) -> str:
+    """One row per (experiment, round): mean [min, max] over trials of the early-stop test
+    accuracy, the early-stop iteration and the final training accuracy. Replicates of a control
+    are averaged within their trial first, so every trial counts once (as in the claims)."""
+    columns = ["early_stop_test_accuracy", "early_stop_iteration", "final_train_accuracy", "percent_remaining"]
+    per_trial = summary.groupby(["experiment", "round", "trial"], as_index=False)[columns].mean()
+    lines = [
+        "| experiment | round | weights remaining | test accuracy at early stop (%) | early-stop iteration "
+        "| train accuracy at the end (%) | trials |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    keys = sorted(per_trial.groupby(["experiment", "round"]).groups, key=lambda k: (EXPERIMENT_ORDER.get(k[0], 9), k))
+    for experiment, round_ in keys:
+        g = per_trial[(per_trial.experiment == experiment) & (per_trial["round"] == round_)]
+        lines.append(
+            f"| {experiment} | {round_} | {g.percent_remaining.mean():.1f}% "
+            f"| {_mean_min_max(g.early_stop_test_accuracy, 100, 2)} "
+            f"| {_mean_min_max(g.early_stop_iteration, 1, 0)} "
+            f"| {_mean_min_max(g.final_train_accuracy, 100, 2)} | {len(g)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def summarize(run_dir: str | Path, out_dir: str | Path, pruning: str = "iterative") -> pd.DataFrame:
     results = finished_jobs(run_dir)
     if not results:
@@ -39,6 +73,7 @@ def summarize(run_dir: str | Path, out_dir: str | Path, pruning: str = "iterativ
     verdicts = evaluate_claims(summary, pruning)
     write_csv(claims_table(verdicts), out / "claims.csv")
     write_text(out / "claims.md", claims_markdown(verdicts))
+    write_text(out / "results.md", results_markdown(summary))
     plot_accuracy(summary, out / "plots" / "accuracy.png")
     plot_early_stop(summary, out / "plots" / "early_stop.png")
     plot_train_accuracy(summary, out / "plots" / "train_accuracy.png")

@@ -8,7 +8,9 @@ RUN_DIR is the working directory of a finished (or partly finished) run (``--dir
 the files each job reads and wrote are needed: ``results/trial_T/ticket/init.pt`` (or the reinit's
 ``init.pt``), the round's ``mask.pt``, its ``result.json`` and, for the CPU wall time, Snakemake's
 ``benchmarks/train/...tsv``. MNIST_DIR holds the four MNIST files, gzipped or not; they are
-verified against their checksums as the pipeline's download step does.
+verified against their checksums as the pipeline's download step does (``--no-verify``: not).
+With ``--device cpu`` on the machine that made the run, every rerun must equal its record: a
+reproducibility check (tests/test_benchmark.py does that on a tiny run).
 
 Each job is trained again with the settings its result.json recorded (or the paper's defaults
 where an older result did not record them), on ``--device`` (default cuda), through the same
@@ -70,6 +72,11 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     ap.add_argument("--iterations", type=int, default=None, help="override (a quick check); default: as recorded")
     ap.add_argument("--out", type=Path, default=None, help="CSV of the comparison")
+    ap.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="do not check the files against the MNIST checksums (as verify_data: false; tests)",
+    )
     args = ap.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit(f"cuda_jobs.py: error: torch {torch.__version__} sees no CUDA device")
@@ -78,7 +85,7 @@ def main(argv=None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        fetch_mnist(tmp / "mnist", source=args.mnist, log=lambda *_: None)
+        fetch_mnist(tmp / "mnist", source=args.mnist, verify_checksums=not args.no_verify, log=lambda *_: None)
         for job in args.job:
             experiment, _, round_name = job.partition("/")
             round_ = int(round_name.removeprefix("round_"))

@@ -13,10 +13,11 @@ import sys
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, TINY_CONFIG, make_small_mnist, run_snakemake
 
 BENCH = ROOT / "benchmarks" / "benchmark.py"
 GRID = ROOT / "benchmarks" / "grid_efficiency.py"
+CUDA_JOBS = ROOT / "benchmarks" / "cuda_jobs.py"
 
 NUMERIC = [
     "ours_dense_steps_per_s",
@@ -113,3 +114,30 @@ def test_grid_efficiency_reads_benchmarks_and_log(tmp_path):
     assert rows["log_sum_s"] == 10 + 100 + 300
     assert rows["log_sum_s_train_dense"] == 400
 
+
+
+@pytest.mark.workflow
+def test_cuda_jobs_on_the_cpu_reproduces_a_runs_records(tmp_path):
+    """cuda_jobs.py retrains finished jobs from their own init and mask; on the device that made
+    the run (here the CPU) every compared number must equal the run's result.json."""
+    data = make_small_mnist(tmp_path / "data")
+    run = tmp_path / "run"
+    run.mkdir()
+    run_snakemake(run, "--cores", "2", config=dict(TINY_CONFIG, trials=1, rounds=1, controls=["reinit"],
+                                                     data_source=str(data)))
+    out = tmp_path / "jobs.csv"
+    proc = subprocess.run(
+        [sys.executable, str(CUDA_JOBS), "--run-dir", str(run), "--mnist", str(data), "--no-verify", "--device", "cpu",
+         "--trial", "0", "--job", "ticket/round_0", "--job", "ticket/round_1", "--job", "reinit_0/round_1",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert [r["job"] for r in rows] == ["ticket/round_0", "ticket/round_1", "reinit_0/round_1"]
+    for r in rows:
+        for key in ("early_stop_iteration", "early_stop_test_accuracy", "final_test_accuracy", "percent_remaining"):
+            assert r[f"recorded_{key}"] == r[f"rerun_{key}"], (r["job"], key)
+        assert r["recorded_device"] == "cpu" and float(r["recorded_wall_s"]) > 0
+    assert float(rows[1]["rerun_percent_remaining"]) < 100.0
+    assert "| ticket/round_1 |" in proc.stdout

@@ -130,3 +130,10 @@ def test_claims_on_fewer_trials_say_so():
     v = verdicts(s[~((s["round"] == 7) & (s.trial == 2))])  # trial 2 has not reached 21.1% yet
     assert "(2 of 3 trials)" in v[1].measured and "(2 of 3 trials)" in v[4].measured
     assert "trials)" not in v[2].measured and "trials)" not in v[3].measured
+
+
+def test_figure_legend_gives_the_range_of_trials_per_point():
+    from lth.plots import _n_label
+
+    assert _n_label(pd.Series([5, 5, 5])) == "n=5"
+    assert _n_label(pd.Series([5, 2, 4])) == "n=2-5"  # a run in progress

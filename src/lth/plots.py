@@ -23,6 +23,12 @@ LABELS = {"ticket": "winning ticket (reset to θ0)", "reinit": "random reinitial
 COLORS = {"ticket": "tab:blue", "reinit": "tab:orange", "random_pruning": "tab:green"}
 
 
+def _n_label(n: pd.Series) -> str:
+    """'n=5', or 'n=2-5' where points rest on different numbers of trials (a run in progress)."""
+    lo, hi = int(n.min()), int(n.max())
+    return f"n={hi}" if lo == hi else f"n={lo}-{hi}"
+
+
 def _stats(summary: pd.DataFrame, column: str) -> pd.DataFrame:
     g = summary.groupby(["experiment", "round"])
     return pd.DataFrame(
@@ -71,7 +77,7 @@ def _errorbar_plot(summary: pd.DataFrame, column: str, ylabel: str, title: str, 
             marker="o",
             capsize=3,
             color=COLORS[experiment],
-            label=f"{LABELS[experiment]} (n={int(s['n'].max())} per point)",
+            label=f"{LABELS[experiment]} ({_n_label(s['n'])} per point)",
         )
     _sparsity_axis(ax, stats["percent_remaining"])
     ax.set_ylabel(ylabel)

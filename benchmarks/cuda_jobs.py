@@ -12,13 +12,13 @@ verified against their checksums as the pipeline's download step does (``--no-ve
 With ``--device cpu`` on the machine that made the run, every rerun must equal its record: a
 reproducibility check (tests/test_benchmark.py does that on a tiny run).
 
-Each job is trained again with the settings its result.json recorded (or the paper's defaults
-where an older result did not record them), on ``--device`` (default cuda), through the same
-``lth.experiment.run_training`` that the workflow's train rule calls. The table gives, per job,
-the recorded and the rerun early-stop iteration, test accuracy at early stop, final test
-accuracy and wall time. GPU and CPU kernels sum in different orders, so the numbers agree
-closely but not bit for bit: a grid is reproducible on one device, and every result.json says
-which device made it.
+Each job is trained again with the settings its result.json recorded (or the config schema's
+defaults, the paper's, where an older result did not record them), on ``--device`` (default
+cuda), through the same ``lth.experiment.run_training`` that the workflow's train rule calls. The
+table gives, per job, the recorded and the rerun early-stop iteration, test accuracy at early
+stop, final test accuracy and wall time. GPU and CPU kernels sum in different orders, so their
+numbers agree closely but not bit for bit: a grid is reproducible on one device, and every
+result.json says which device made it.
 """
 
 from __future__ import annotations
@@ -36,21 +36,13 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import torch  # noqa: E402
 
+from lth.config import load_schema, schema_defaults  # noqa: E402
 from lth.data import fetch_mnist  # noqa: E402
 from lth.experiment import data_seed, run_training  # noqa: E402
 from lth.training import TrainConfig  # noqa: E402
 
-PAPER = {
-    "model": "lenet_300_100",
-    "lr": 1.2e-3,
-    "batch_size": 60,
-    "iterations": 50_000,
-    "eval_every": 100,
-    "test_eval": "all",
-    "patience": None,
-    "val_size": 5000,
-    "seed": 0,
-}
+# Settings of results that did not record them (older versions): the config schema's defaults.
+DEFAULTS = schema_defaults(load_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
 COMPARED = ("early_stop_iteration", "early_stop_test_accuracy", "final_test_accuracy", "percent_remaining")
 
 
@@ -91,7 +83,7 @@ def main(argv=None) -> int:
             round_ = int(round_name.removeprefix("round_"))
             job_dir = trial_dir / experiment / round_name
             cpu = json.loads((job_dir / "result.json").read_text())
-            settings = {**PAPER, **cpu.get("train_config", {})}
+            settings = {**DEFAULTS, **cpu.get("train_config", {})}
             cfg = TrainConfig(
                 lr=settings["lr"],
                 batch_size=settings["batch_size"],

@@ -40,20 +40,21 @@ def _sort(df: pd.DataFrame, extra: list[str] | None = None) -> pd.DataFrame:
     )
 
 
-def build_summary(result_paths: list[str | os.PathLike]) -> pd.DataFrame:
+def build_tables(
+    result_paths: list[str | os.PathLike], curve_paths: list[str | os.PathLike]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The summary (one row per training job, from its result.json) and the curves (one row per
+    evaluation, from its curve.csv, labelled with the job's KEYS); ``curve_paths[i]`` belongs to
+    ``result_paths[i]``."""
     rows = [read_result(p) for p in result_paths]
-    df = pd.DataFrame(rows)
-    missing = [c for c in SUMMARY_COLUMNS if c not in df.columns]
+    summary = pd.DataFrame(rows)
+    missing = [c for c in SUMMARY_COLUMNS if c not in summary.columns]
     if missing:
         raise ValueError(f"result files lack columns {missing}")
-    return _sort(df[SUMMARY_COLUMNS])
-
-
-def build_curves(curve_paths: list[str | os.PathLike], labels: list[dict]) -> pd.DataFrame:
-    frames = [pd.read_csv(p).assign(**lab) for p, lab in zip(curve_paths, labels)]
-    df = pd.concat(frames, ignore_index=True)
-    cols = KEYS + [c for c in df.columns if c not in KEYS]
-    return _sort(df[cols], ["iteration"])
+    frames = [pd.read_csv(p).assign(**{k: row[k] for k in KEYS}) for p, row in zip(curve_paths, rows)]
+    curves = pd.concat(frames, ignore_index=True)
+    cols = KEYS + [c for c in curves.columns if c not in KEYS]
+    return _sort(summary[SUMMARY_COLUMNS]), _sort(curves[cols], ["iteration"])
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:

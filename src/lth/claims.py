@@ -51,7 +51,7 @@ class Missing(Exception):
     """The summary lacks what a claim needs: NOT-RUN, with the reason."""
 
 
-def _fmt(values: pd.Series, scale: float = 1.0, unit: str = "", digits: int = 2) -> str:
+def mean_min_max(values: pd.Series, scale: float = 1.0, unit: str = "", digits: int = 2) -> str:
     v = values.astype(float) * scale
     return f"{v.mean():.{digits}f}{unit} [{v.min():.{digits}f}, {v.max():.{digits}f}]"
 
@@ -103,7 +103,7 @@ def _claim1(g: Grid) -> tuple[str, str]:
     verdict = PASS if ticket.mean() < dense.mean() else FAIL
     return (
         f"early stop {ticket.mean():.0f} vs dense {dense.mean():.0f} iterations: "
-        f"{_fmt(reduction, 100, '%', 1)} earlier{_coverage(g, ticket)}",
+        f"{mean_min_max(reduction, 100, '%', 1)} earlier{_coverage(g, ticket)}",
         verdict,
     )
 
@@ -123,7 +123,7 @@ def _claim2(g: Grid) -> tuple[str, str]:
     ok &= at135.mean() > 0.003
     worst = min(diffs, key=lambda x: x[1])
     return (
-        f"ticket - dense at 13.5%: {_fmt(at135, 100, ' pts')}; smallest mean gain over 51.3-7.0%: "
+        f"ticket - dense at 13.5%: {mean_min_max(at135, 100, ' pts')}; smallest mean gain over 51.3-7.0%: "
         f"{worst[1] * 100:+.2f} pts at {worst[0]:.1f}%{_coverage(g, at135)}",
         PASS if ok else FAIL,
     )
@@ -133,7 +133,7 @@ def _claim3(g: Grid) -> tuple[str, str]:
     dense = g.dense("early_stop_test_accuracy")
     t = g.values("ticket", 3.6, "early_stop_test_accuracy")
     diff = t - dense.mean()
-    return f"ticket - dense at 3.6%: {_fmt(diff, 100, ' pts')}{_coverage(g, diff)}", PASS if abs(diff.mean()) <= 0.005 else FAIL
+    return f"ticket - dense at 3.6%: {mean_min_max(diff, 100, ' pts')}{_coverage(g, diff)}", PASS if abs(diff.mean()) <= 0.005 else FAIL
 
 
 def _claim4(g: Grid) -> tuple[str, str]:
@@ -149,8 +149,8 @@ def _claim4(g: Grid) -> tuple[str, str]:
     gap = t_acc.loc[trials] - r_acc.loc[trials]
     ok = ratio.mean() > 1.0 and gap.mean() > 0
     return (
-        f"reinit/ticket early-stop iteration: {_fmt(ratio, 1, 'x')}; ticket - reinit accuracy: "
-        f"{_fmt(gap, 100, ' pts')}{_coverage(g, ratio)}",
+        f"reinit/ticket early-stop iteration: {mean_min_max(ratio, 1, 'x')}; ticket - reinit accuracy: "
+        f"{mean_min_max(gap, 100, ' pts')}{_coverage(g, ratio)}",
         PASS if ok else FAIL,
     )
 

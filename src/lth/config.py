@@ -21,6 +21,11 @@ def load_schema(path: str | os.PathLike) -> dict:
         return yaml.safe_load(fh)
 
 
+def schema_defaults(schema: dict) -> dict:
+    """Every key's default value, as the schema gives it (the paper's settings)."""
+    return {k: v["default"] for k, v in schema["properties"].items() if "default" in v}
+
+
 def _allowed(schema: dict) -> str:
     if "enum" in schema:
         return "one of " + ", ".join(repr(v) for v in schema["enum"])
@@ -68,7 +73,7 @@ def check_config(config: dict, schema: dict) -> dict:
         )
     for key, value in list(config.items()):
         config[key] = _coerce(value, props[key])
-    full = {k: v.get("default") for k, v in props.items() if "default" in v}
+    full = schema_defaults(schema)
     full.update(config)
     validator = jsonschema.Draft7Validator(schema)
     errors = sorted(validator.iter_errors(full), key=lambda e: list(e.path))

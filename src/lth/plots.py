@@ -158,3 +158,11 @@ def plot_curves(curves: pd.DataFrame, summary: pd.DataFrame, path: str | os.Path
     axes[0][0].set_ylim(max(lo - 1, 0), 100)
     fig.suptitle("Test accuracy during training (the paper's Figure 3)")
     _save(fig, path)
+
+
+def plot_figures(summary: pd.DataFrame, curves: pd.DataFrame, *, accuracy, early_stop, train_accuracy, curves_png) -> None:
+    """The four paper-style figures of a run (the plot rule's outputs)."""
+    plot_accuracy(summary, accuracy)
+    plot_early_stop(summary, early_stop)
+    plot_train_accuracy(summary, train_accuracy)
+    plot_curves(curves, summary, curves_png, levels=PAPER_LEVELS)

@@ -17,24 +17,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from .aggregate import KEYS, build_curves, build_summary, write_csv
-from .claims import claims_markdown, claims_table, evaluate_claims
-from .experiment import read_result
+from .aggregate import EXPERIMENT_ORDER, build_tables, write_csv
+from .claims import claims_markdown, claims_table, evaluate_claims, mean_min_max
 from .fileio import write_text
-from .plots import PAPER_LEVELS, plot_accuracy, plot_curves, plot_early_stop, plot_train_accuracy
+from .plots import plot_figures
 
 
 def finished_jobs(run_dir: str | Path) -> list[Path]:
     """result.json of every finished training job (written last, atomically, by each job)."""
     return sorted(Path(run_dir).glob("results/trial_*/*/round_*/result.json"))
-
-
-EXPERIMENT_ORDER = {"ticket": 0, "reinit": 1, "random_pruning": 2}
-
-
-def _mean_min_max(values: pd.Series, scale: float, digits: int) -> str:
-    v = values.astype(float) * scale
-    return f"{v.mean():.{digits}f} [{v.min():.{digits}f}, {v.max():.{digits}f}]"
 
 
 def results_markdown(summary: pd.DataFrame) -> str:
@@ -53,9 +44,9 @@ def results_markdown(summary: pd.DataFrame) -> str:
         g = per_trial[(per_trial.experiment == experiment) & (per_trial["round"] == round_)]
         lines.append(
             f"| {experiment} | {round_} | {g.percent_remaining.mean():.1f}% "
-            f"| {_mean_min_max(g.early_stop_test_accuracy, 100, 2)} "
-            f"| {_mean_min_max(g.early_stop_iteration, 1, 0)} "
-            f"| {_mean_min_max(g.final_train_accuracy, 100, 2)} | {len(g)} |"
+            f"| {mean_min_max(g.early_stop_test_accuracy, 100, digits=2)} "
+            f"| {mean_min_max(g.early_stop_iteration, 1, digits=0)} "
+            f"| {mean_min_max(g.final_train_accuracy, 100, digits=2)} | {len(g)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -65,19 +56,16 @@ def summarize(run_dir: str | Path, out_dir: str | Path, pruning: str = "iterativ
     if not results:
         raise SystemExit(f"no finished training jobs under {run_dir}/results")
     out = Path(out_dir)
-    summary = build_summary(results)
-    labels = [{k: read_result(p)[k] for k in KEYS} for p in results]
-    curves = build_curves([p.with_name("curve.csv") for p in results], labels)
+    summary, curves = build_tables(results, [p.with_name("curve.csv") for p in results])
     write_csv(summary, out / "summary.csv")
     write_csv(curves, out / "curves.csv")
     verdicts = evaluate_claims(summary, pruning)
     write_csv(claims_table(verdicts), out / "claims.csv")
     write_text(out / "claims.md", claims_markdown(verdicts))
     write_text(out / "results.md", results_markdown(summary))
-    plot_accuracy(summary, out / "plots" / "accuracy.png")
-    plot_early_stop(summary, out / "plots" / "early_stop.png")
-    plot_train_accuracy(summary, out / "plots" / "train_accuracy.png")
-    plot_curves(curves, summary, out / "plots" / "curves.png", levels=PAPER_LEVELS)
+    plots = out / "plots"
+    plot_figures(summary, curves, accuracy=plots / "accuracy.png", early_stop=plots / "early_stop.png",
+                 train_accuracy=plots / "train_accuracy.png", curves_png=plots / "curves.png")
     return summary
 
 

@@ -1,8 +1,7 @@
 """summary.csv, curves.csv, the claims verdict and the provenance record."""
 
-from lth.aggregate import KEYS, build_curves, build_summary, check_fresh, code_versions, write_csv
+from lth.aggregate import build_tables, check_fresh, code_versions, write_csv
 from lth.claims import claims_markdown, claims_table, evaluate_claims
-from lth.experiment import read_result
 from lth.fileio import write_json, write_text
 from lth.jobs import run_job
 from lth.provenance import collect
@@ -13,9 +12,7 @@ def main(log):
     unrecorded = check_fresh(inp.results, p.train)
     if unrecorded:
         log(f"warning: {unrecorded} results do not record their training settings (older version)")
-    summary = build_summary(inp.results)
-    labels = [{k: read_result(path)[k] for k in KEYS} for path in inp.results]
-    curves = build_curves(inp.curves, labels)
+    summary, curves = build_tables(inp.results, inp.curves)
     versions = code_versions(inp.results)
     if len(versions) > 1:
         log(f"warning: results come from {len(versions)} versions of the lth numerics code: {sorted(versions)}")

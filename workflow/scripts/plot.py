@@ -3,17 +3,15 @@
 import pandas as pd
 
 from lth.jobs import run_job
-from lth.plots import PAPER_LEVELS, plot_accuracy, plot_curves, plot_early_stop, plot_train_accuracy
+from lth.plots import plot_figures
 
 
 def main(log):
     inp, out = snakemake.input, snakemake.output  # noqa: F821
     summary = pd.read_csv(inp.summary)
     curves = pd.read_csv(inp.curves)
-    plot_accuracy(summary, out.accuracy)
-    plot_early_stop(summary, out.early_stop)
-    plot_train_accuracy(summary, out.train_accuracy)
-    plot_curves(curves, summary, out.curves, levels=PAPER_LEVELS)
+    plot_figures(summary, curves, accuracy=out.accuracy, early_stop=out.early_stop,
+                 train_accuracy=out.train_accuracy, curves_png=out.curves)
     log(f"wrote {', '.join(out)}")
 
 

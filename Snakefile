@@ -1,6 +1,6 @@
 # The Lottery Ticket Hypothesis (Frankle & Carbin, ICLR 2019) on MNIST, as a Snakemake DAG:
 # download MNIST -> init theta0 -> train dense -> prune -> rewind + retrain (rounds x trials),
-# with the controls, -> aggregate -> plot. See README.md.
+# with the controls, -> aggregate -> plot; and studies that compare variants. See README.md.
 
 import os
 import sys
@@ -17,7 +17,9 @@ if SRC not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
     os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
 
 
-configfile: "config.yaml"
+# The repository's config.yaml, wherever the run's working directory is (`--directory DIR`);
+# `--configfile` and `--config` are applied on top of it.
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 report: "workflow/report/workflow.rst"
@@ -28,8 +30,9 @@ report: "workflow/report/workflow.rst"
 from lth.config import check_config, load_schema
 from lth.errors import LTHError
 
+SCHEMA = load_schema(workflow.source_path("workflow/schemas/config.schema.yaml"))
 try:
-    check_config(config, load_schema(workflow.source_path("workflow/schemas/config.schema.yaml")))
+    check_config(config, SCHEMA)
 except LTHError as err:
     raise ValueError(f"config error: {err}") from None
 validate(config, "workflow/schemas/config.schema.yaml")
@@ -39,16 +42,22 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/lottery.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/study.smk"
 
 
 localrules:
     download_mnist,
+    dense_settings,
+    prune_settings,
     aggregate,
     plot,
+    study_aggregate,
+    study_plot,
 
 
+# The default target: the current configuration's tables and figures, or, with a study, the
+# study's comparison (each variant's jobs; `snakemake results/summary.csv` still builds the former).
 rule all:
     default_target: True
     input:
-        rules.aggregate.output,
-        rules.plot.output,
+        STUDY_OUTPUTS if STUDY else [*rules.aggregate.output, *rules.plot.output],

@@ -40,6 +40,19 @@ def _sort(df: pd.DataFrame, extra: list[str] | None = None) -> pd.DataFrame:
     )
 
 
+def _summary(rows: list[dict]) -> pd.DataFrame:
+    summary = pd.DataFrame(rows)
+    missing = [c for c in SUMMARY_COLUMNS if c not in summary.columns]
+    if missing:
+        raise ValueError(f"result files lack columns {missing}")
+    return _sort(summary[SUMMARY_COLUMNS])
+
+
+def build_summary(result_paths: list[str | os.PathLike]) -> pd.DataFrame:
+    """One row per training job, from its result.json (the summary of ``build_tables``)."""
+    return _summary([read_result(p) for p in result_paths])
+
+
 def build_tables(
     result_paths: list[str | os.PathLike], curve_paths: list[str | os.PathLike]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -47,14 +60,11 @@ def build_tables(
     evaluation, from its curve.csv, labelled with the job's KEYS); ``curve_paths[i]`` belongs to
     ``result_paths[i]``."""
     rows = [read_result(p) for p in result_paths]
-    summary = pd.DataFrame(rows)
-    missing = [c for c in SUMMARY_COLUMNS if c not in summary.columns]
-    if missing:
-        raise ValueError(f"result files lack columns {missing}")
+    summary = _summary(rows)
     frames = [pd.read_csv(p).assign(**{k: row[k] for k in KEYS}) for p, row in zip(curve_paths, rows)]
     curves = pd.concat(frames, ignore_index=True)
     cols = KEYS + [c for c in curves.columns if c not in KEYS]
-    return _sort(summary[SUMMARY_COLUMNS]), _sort(curves[cols], ["iteration"])
+    return summary, _sort(curves[cols], ["iteration"])
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:

@@ -166,3 +166,36 @@ def plot_figures(summary: pd.DataFrame, curves: pd.DataFrame, *, accuracy, early
     plot_early_stop(summary, early_stop)
     plot_train_accuracy(summary, train_accuracy)
     plot_curves(curves, summary, curves_png, levels=PAPER_LEVELS)
+
+
+LINESTYLES = {"ticket": "-", "reinit": "--", "random_pruning": ":"}
+
+
+def plot_comparison(table: pd.DataFrame, path: str | os.PathLike, title: str = "") -> None:
+    """A study's comparison (``lth.studies.study_table``): test accuracy at early stop (left) and
+    the early-stop iteration (right) against weights remaining, one series per variant and
+    experiment (colour: variant; line style: ticket, reinit, random pruning); mean over trials,
+    bars from the minimum to the maximum."""
+    variants = list(dict.fromkeys(table["variant"]))
+    colors = {v: plt.get_cmap("tab10")(i % 10) for i, v in enumerate(variants)}
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    panels = (
+        ("early_stop_test_accuracy", 100.0, "test accuracy at early stopping (%)"),
+        ("early_stop_iteration", 1.0, "early-stop iteration (minimum validation loss)"),
+    )
+    for ax, (metric, scale, ylabel) in zip(axes, panels):
+        for variant in variants:
+            for experiment in [e for e in LABELS if e in set(table["experiment"])]:
+                s = table[(table["variant"] == variant) & (table["experiment"] == experiment)]
+                if s.empty:
+                    continue
+                s = s.sort_values("percent_remaining", ascending=False)
+                mean, lo, hi = (s[f"{metric}_{k}"] * scale for k in ("mean", "min", "max"))
+                ax.errorbar(s["percent_remaining"], mean, yerr=[mean - lo, hi - mean], marker="o", markersize=3,
+                            capsize=2, color=colors[variant], linestyle=LINESTYLES[experiment],
+                            label=f"{variant}: {experiment} ({_n_label(s['trials'])})")
+        _sparsity_axis(ax, table["percent_remaining"])
+        ax.set_ylabel(ylabel)
+    axes[0].legend(title="mean over trials, bars = min/max", fontsize=7)
+    fig.suptitle(title or "Comparison of the variants")
+    _save(fig, path)

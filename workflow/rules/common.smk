@@ -1,54 +1,66 @@
-# The grid, derived from the config, and the helpers the rule files share.
+# The configurations of this DAG (the current one and a study's variants), their lineages, and
+# the helpers the rule files share. Every job's path is keyed by the settings that determine it
+# (lth.lineage), so the params of a job are looked up from its path's keys: a job's settings never
+# change under its path, and configurations that agree on a job share it.
 
 import math
 
 import torch
+from lth import lineage as L
+from lth.studies import study_variants, varied_settings
+
+
+# The current configuration and, with a study, each variant (checked like the config itself).
+try:
+    VARIANTS = study_variants(config, SCHEMA)
+except LTHError as err:
+    raise ValueError(f"config error: {err}") from None
+STUDY = config["study"]["name"] if VARIANTS else None
+CONFIGS = [config, *VARIANTS.values()]
+
+# key -> one configuration of that lineage (they agree on every setting the key covers).
+DENSE, PRUNE = {}, {}
+for _c in CONFIGS:
+    _lin = L.lineage(_c)
+    DENSE.setdefault(_lin.dense, _c)
+    PRUNE.setdefault(_lin.prune, _c)
+LINEAGES = {L.lineage(c).prune: L.lineage(c) for c in CONFIGS}
 
 
 wildcard_constraints:
+    dense="|".join(DENSE),
+    prune="|".join(PRUNE),
     trial=r"\d+",
     round=r"\d+",
     replicate=r"\d+",
+    iteration=r"\d+",
     experiment=r"ticket|reinit_\d+|random_pruning",
 
 
-TRIALS = list(range(config["trials"]))
-ROUNDS = list(range(config["rounds"] + 1))
+def dense_cfg(wc):
+    return DENSE[wc.dense]
 
 
-def experiments():
-    """Directory names of everything trained at each pruning round >= 1."""
-    names = ["ticket"]
-    if "reinit" in config["controls"]:
-        names += [f"reinit_{k}" for k in range(config["reinit_per_ticket"])]
-    if "random_pruning" in config["controls"]:
-        names.append("random_pruning")
-    return names
+def prune_cfg(wc):
+    return PRUNE[wc.prune]
 
 
-def grid(filename):
-    """``filename`` of every training job of the configured grid."""
-    paths = [f"results/trial_{t}/ticket/round_0/{filename}" for t in TRIALS]
-    for t in TRIALS:
-        for r in ROUNDS[1:]:
-            paths += [f"results/trial_{t}/{e}/round_{r}/{filename}" for e in experiments()]
-    return paths
+def setting(key, of=dense_cfg):
+    """A params function: the value of config ``key`` for the job's lineage."""
+    return lambda wc: of(wc)[key]
+
+
+TRAIN_KEYS = ("model", "lr", "batch_size", "iterations", "eval_every", "test_eval", "val_size", "patience", "seed", "device")
 
 
 def train_params():
-    """The config values a training job uses: an edit to any of them reruns training."""
-    return dict(
-        model=config["model"],
-        lr=config["lr"],
-        batch_size=config["batch_size"],
-        iterations=config["iterations"],
-        eval_every=config["eval_every"],
-        test_eval=config["test_eval"],
-        val_size=config["val_size"],
-        patience=config["patience"],
-        seed=config["seed"],
-        device=config["device"],
-    )
+    """The settings a training job uses, from its lineage (they are also what its key hashes)."""
+    return {k: setting(k) for k in TRAIN_KEYS}
+
+
+def train_settings(c):
+    """What every result.json records as its training settings (lth.aggregate.check_fresh)."""
+    return {k: c[k] for k in TRAIN_KEYS if k != "device"}
 
 
 # Threads and resources of the jobs (mem_mb, runtime in minutes), sized from Snakemake's benchmark
@@ -64,9 +76,8 @@ CONDA_ENV = "../../envs/lth.yaml"
 def _train_gpu():
     """{"gpu": 1} when training jobs run on CUDA (device: cuda, or auto where a GPU is visible):
     with `--resources gpu=N` a local run puts at most N training jobs on the cards at a time.
-    Resources never trigger reruns; CPU runs declare none."""
-    device = config["device"]
-    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+    Resources never trigger reruns; CPU runs declare none. (`device` is one for the whole DAG.)"""
+    if L.resolved_device(config["device"]) == "cuda":
         return {"gpu": 1}
     return {}
 
@@ -82,7 +93,7 @@ def train_mem_mb(wildcards, attempt):
 def train_runtime(wildcards, attempt):
     """Minutes: 5 + 1 per 2,000 iterations (30 for the paper's 50K: 11x the 2.7 measured alone,
     2.7x the 11 measured on a crowded machine)."""
-    return (5 + math.ceil(config["iterations"] / 2000)) * attempt
+    return (5 + math.ceil(dense_cfg(wildcards)["iterations"] / 2000)) * attempt
 
 
 # Input functions of the grid's rules (lottery.smk).
@@ -92,28 +103,39 @@ def _round(wc):
     return int(wc["round"])
 
 
+def _rewind_point(wc):
+    """The weights a pruned network is reset to: theta0, or the dense run's weights at
+    iteration k (late rewinding)."""
+    k = prune_cfg(wc)["rewind_iteration"]
+    if k == 0:
+        return rules.init.output.weights.format(dense=wc.dense, trial=wc.trial)
+    return rules.rewind_point.output.weights.format(dense=wc.dense, trial=wc.trial, iteration=k)
+
+
 def _prune_inputs(wc):
     r = _round(wc)
     if r < 1:
         raise ValueError("round 0 is the dense network: it has no pruning mask")
-    if config["pruning"] == "oneshot":  # straight from the dense net to round r's sparsity
-        return {"trained": rules.train_dense.output.model.format(trial=wc.trial)}
-    inputs = {"trained": f"results/trial_{wc.trial}/ticket/round_{r - 1}/model.pt"}
-    if r > 1:
-        inputs["previous_mask"] = f"results/trial_{wc.trial}/ticket/round_{r - 1}/mask.pt"
-    return inputs
+    inputs = {"settings": rules.prune_settings.output.settings.format(dense=wc.dense, prune=wc.prune)}
+    dense_model = rules.train_dense.output.model.format(dense=wc.dense, trial=wc.trial)
+    if prune_cfg(wc)["pruning"] == "oneshot" or r == 1:  # one-shot: straight from the dense net
+        return {**inputs, "trained": dense_model}
+    previous = dict(wc.items(), round=r - 1)
+    return {
+        **inputs,
+        "trained": rules.train_sparse.output.model.format(**previous, experiment="ticket"),
+        "previous_mask": rules.prune.output.mask.format(**previous),
+    }
 
 
 def _sparse_inputs(wc):
-    ticket_mask = rules.prune.output.mask.format(trial=wc.trial, round=wc["round"])
-    rewind = rules.train_dense.output.rewind.format(trial=wc.trial)
+    ticket_mask = rules.prune.output.mask.format(**wc)
     if wc.experiment == "ticket":
-        return {"init": rewind, "mask": ticket_mask}
+        return {"init": _rewind_point(wc), "mask": ticket_mask}
     if wc.experiment == "random_pruning":
-        mask = rules.random_mask.output.mask.format(trial=wc.trial, round=wc["round"])
-        return {"init": rewind, "mask": mask}
-    # reinit_k: the ticket's mask, a fresh random initialisation
+        return {"init": _rewind_point(wc), "mask": rules.random_mask.output.mask.format(**wc)}
+    # reinit_j: the ticket's mask, a fresh random initialisation
     init = rules.init_reinit.output.weights.format(
-        trial=wc.trial, replicate=wc.experiment.split("_")[1], round=wc["round"]
+        dense=wc.dense, trial=wc.trial, replicate=wc.experiment.split("_")[1], round=wc["round"]
     )
     return {"init": init, "mask": ticket_mask}

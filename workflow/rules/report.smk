@@ -1,10 +1,10 @@
-# Tables and figures over the whole grid.
+# Tables and figures over the whole grid of the current configuration.
 
 
 rule aggregate:
     input:
-        results=grid("result.json"),
-        curves=grid("curve.csv"),
+        results=L.grid(config, "result.json"),
+        curves=L.grid(config, "curve.csv"),
         checksums=rules.download_mnist.output.checksums,
     output:
         summary=report(
@@ -38,7 +38,7 @@ rule aggregate:
     params:
         config={key: config[key] for key in sorted(config)},
         repo=workflow.basedir,
-        train={k: v for k, v in train_params().items() if k != "device"},
+        train=train_settings(config),
     script:
         "../scripts/aggregate.py"
 

@@ -14,9 +14,8 @@ def main(log):
     p, wc = sm.params, sm.wildcards
     torch.set_num_threads(sm.threads)
     trial, round_ = int(wc.trial), int(wc.get("round", 0))  # train_dense: round 0
-    experiment = wc.get("experiment", "ticket")
+    experiment = wc.get("experiment", "ticket")  # the dense run is round 0 of the ticket
     name, _, replicate = experiment.partition("_") if experiment.startswith("reinit_") else (experiment, "", "0")
-    snapshot = sm.output.get("rewind")
     cfg = TrainConfig(
         lr=p.lr,
         batch_size=p.batch_size,
@@ -26,7 +25,6 @@ def main(log):
         patience=p.patience,
         data_seed=data_seed(p.seed, trial),
         device=p.device,
-        save_at=p.get("rewind_iteration") if snapshot else None,
     )
     log(f"{experiment} trial {trial} round {round_}: {p.model}, {cfg}")
     run_training(
@@ -40,7 +38,6 @@ def main(log):
         out_model=sm.output.model,
         out_curve=sm.output.curve,
         out_result=sm.output.result,
-        out_snapshot=snapshot,
         labels={"experiment": name, "replicate": int(replicate), "trial": trial, "round": round_},
         log=log,
     )

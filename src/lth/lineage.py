@@ -1,0 +1,145 @@
+"""Where every job's files live: a path keyed by the settings that determine them (its lineage).
+
+Two configurations that agree on a job's settings share that job's files, and no finished file is
+ever overwritten by a different configuration: a setting that changes a job changes its path.
+
+    results/runs/<dense>/settings.json                        what the dense key stands for
+    results/runs/<dense>/trial_<t>/init.pt                    theta0 of trial t
+    results/runs/<dense>/trial_<t>/dense/                     the dense run: model.pt, curve.csv, result.json
+    results/runs/<dense>/trial_<t>/rewind_<k>.pt              weights at iteration k (late rewinding, k > 0)
+    results/runs/<dense>/trial_<t>/reinit_<j>/round_<r>.pt    the reinit control's fresh initialisations
+    results/runs/<dense>/<prune>/settings.json                what the prune key stands for
+    results/runs/<dense>/<prune>/trial_<t>/round_<r>/mask.pt  the ticket's mask after round r
+    results/runs/<dense>/<prune>/trial_<t>/round_<r>/<experiment>/   ticket, reinit_<j>, random_pruning:
+                                                              model.pt, curve.csv, result.json (+ mask.pt)
+
+``<dense>`` is ``dense_`` + 8 hex digits of the sha256 of the dense settings (model, training,
+data split, seed, device, kernels): everything the dense run, theta0 and the reinit inits depend
+on. ``<prune>`` is ``prune_`` + 8 hex digits of the hash of the dense key and the pruning
+settings (rates, scope, iterative or one-shot, rewind iteration). The number of trials and of
+rounds is not part of any key: more trials or rounds add jobs beside the existing ones. The
+settings each key stands for are written beside the outputs (``settings.json``), as open_lth
+writes its hyperparameters beside each hashed run.
+
+These are plain functions of a checked config (``lth.config.check_config``): the Snakefile, the
+tests and the command-line tools (``lth.summarize``, ``lth.store``) compute the same paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+RUNS = "results/runs"
+
+# The settings that determine the dense run (and theta0, and the reinit control's inits).
+DENSE_KEYS = (
+    "model",
+    "lr",
+    "batch_size",
+    "iterations",
+    "eval_every",
+    "test_eval",
+    "val_size",
+    "patience",
+    "seed",
+    "device",
+    "kernels",
+)
+# What pruning adds to them. The controls need no key of their own: a control's job is determined
+# by its round's ticket mask (this lineage), its kind and its replicate, which its path names.
+PRUNE_KEYS = ("prune_rate", "output_prune_rate", "prune_scope", "pruning", "rewind_iteration")
+
+# Path patterns, with Snakemake's wildcards.
+TRIAL_DIR = RUNS + "/{dense}/trial_{trial}"
+ROUND_DIR = RUNS + "/{dense}/{prune}/trial_{trial}/round_{round}"
+JOB_DIR = ROUND_DIR + "/{experiment}"
+DENSE_JOB_DIR = TRIAL_DIR + "/dense"
+
+
+def resolved_device(device: str) -> str:
+    """``auto`` as this machine resolves it: the device is part of the key (CPU and GPU runs
+    differ in their last bits, so they are different results)."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _digest(settings: dict) -> str:
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """The two keys of one configuration and the settings they stand for."""
+
+    dense: str
+    prune: str
+    dense_settings: dict
+    prune_settings: dict
+
+    @property
+    def prune_dir(self) -> str:
+        return f"{RUNS}/{self.dense}/{self.prune}"
+
+    @property
+    def dense_dir(self) -> str:
+        return f"{RUNS}/{self.dense}"
+
+
+def dense_settings(config: dict) -> dict:
+    settings = {k: config[k] for k in DENSE_KEYS if k in config}
+    settings["device"] = resolved_device(config["device"])
+    return settings
+
+
+def lineage(config: dict) -> Lineage:
+    dense = dense_settings(config)
+    dense_key = "dense_" + _digest(dense)
+    prune = {"dense": dense_key, **{k: config[k] for k in PRUNE_KEYS}}
+    return Lineage(dense_key, "prune_" + _digest(prune), dense, prune)
+
+
+def experiments(config: dict) -> list[str]:
+    """Folder names of everything trained at each pruning round >= 1."""
+    names = ["ticket"]
+    if "reinit" in config["controls"]:
+        names += [f"reinit_{k}" for k in range(config["reinit_per_ticket"])]
+    if "random_pruning" in config["controls"]:
+        names.append("random_pruning")
+    return names
+
+
+def dense_job_dir(config: dict, trial: int) -> str:
+    return DENSE_JOB_DIR.format(dense=lineage(config).dense, trial=trial)
+
+
+def job_dir(config: dict, trial: int, experiment: str, round_: int) -> str:
+    """The folder of one training job: ``experiment`` is ticket, reinit_<j> or random_pruning;
+    round 0 is the dense run (experiment ticket)."""
+    if round_ == 0:
+        if experiment != "ticket":
+            raise ValueError(f"round 0 is the dense run; there is no {experiment} at round 0")
+        return dense_job_dir(config, trial)
+    lin = lineage(config)
+    return JOB_DIR.format(dense=lin.dense, prune=lin.prune, trial=trial, round=round_, experiment=experiment)
+
+
+def grid_dirs(config: dict) -> list[str]:
+    """The folder of every training job of a configuration, dense runs first."""
+    trials = range(config["trials"])
+    dirs = [dense_job_dir(config, t) for t in trials]
+    for t in trials:
+        for r in range(1, config["rounds"] + 1):
+            dirs += [job_dir(config, t, e, r) for e in experiments(config)]
+    return dirs
+
+
+def grid(config: dict, filename: str) -> list[str]:
+    """``filename`` (model.pt, curve.csv, result.json) of every training job of a configuration."""
+    return [str(PurePosixPath(d) / filename) for d in grid_dirs(config)]

@@ -1,0 +1,116 @@
+"""Studies: named sets of variants of one configuration, run as one DAG and compared.
+
+A study is the config key ``study`` (usually from a file under ``config/studies/``)::
+
+    study:
+      name: prune_rates
+      variants:                 # each variant: config overrides on top of the rest of the config
+        rate_0.1: {prune_rate: 0.1, output_prune_rate: 0.05, rounds: 21}
+        rate_0.2: {prune_rate: 0.2, output_prune_rate: 0.1, rounds: 10}
+
+Each variant is the configuration (config.yaml, the study file's other keys, ``--config``) with
+its overrides applied, checked like any config. Variants that agree on a job's lineage share the
+job (``lth.lineage``): the prune-rate variants above train one dense network per trial.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from .config import check_config
+from .errors import LTHError
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# One data set, one device and one thread count for the whole DAG.
+NOT_PER_VARIANT = ("study", "data_source", "verify_data", "device", "threads")
+
+
+def study_variants(config: dict, schema: dict) -> dict[str, dict]:
+    """The checked configuration of every variant of ``config['study']`` ({} without a study).
+
+    Raises LTHError with one line that names the study key at fault."""
+    study = config.get("study")
+    if study is None:
+        return {}
+    if not isinstance(study, dict) or set(study) - {"name", "variants"} or "variants" not in study:
+        raise LTHError("config key 'study': expected a mapping with 'name' and 'variants' (see config/studies/)")
+    name = study.get("name")
+    if not isinstance(name, str) or not NAME.match(name):
+        raise LTHError(
+            f"config key 'study.name': {name!r} is not allowed; expected a folder name of letters, digits, '_', '.', '-'"
+        )
+    variants = study["variants"]
+    if not isinstance(variants, dict) or not variants:
+        raise LTHError("config key 'study.variants': expected a mapping of variant names to config overrides")
+    base = {k: v for k, v in config.items() if k != "study"}
+    out: dict[str, dict] = {}
+    seen: dict[str, str] = {}
+    for vname, overrides in variants.items():
+        where = f"study.variants.{vname}"
+        if not isinstance(vname, str) or not NAME.match(vname):
+            raise LTHError(f"config key 'study.variants': variant name {vname!r} is not allowed; use letters, digits, _ . -")
+        overrides = overrides or {}
+        if not isinstance(overrides, dict):
+            raise LTHError(f"config key {where!r}: expected a mapping of config keys to values, got {overrides!r}")
+        fixed = sorted(set(overrides) & set(NOT_PER_VARIANT))
+        if fixed:
+            raise LTHError(
+                f"config key {where!r}: {', '.join(fixed)} cannot differ between variants (one DAG shares them); "
+                "set them outside `study`"
+            )
+        unknown = sorted(set(overrides) - set(schema["properties"]))
+        if unknown:
+            raise LTHError(f"config key {where!r}: unknown key(s) {', '.join(map(repr, unknown))}")
+        try:
+            variant = check_config({**base, **overrides}, schema)
+        except LTHError as err:
+            raise LTHError(f"study variant {vname!r}: {err}") from None
+        fingerprint = repr(sorted(variant.items()))
+        if fingerprint in seen:
+            raise LTHError(f"config key 'study.variants': {seen[fingerprint]!r} and {vname!r} are the same configuration")
+        seen[fingerprint] = vname
+        out[vname] = variant
+    return out
+
+
+def varied_settings(variants: dict[str, dict]) -> list[str]:
+    """The config keys whose values differ between variants, in schema order of the first variant."""
+    configs = list(variants.values())
+    if not configs:
+        return []
+    return [k for k in configs[0] if any(repr(c.get(k)) != repr(configs[0].get(k)) for c in configs[1:])]
+
+
+def _cell(value):
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+
+
+def study_summary(summaries: dict[str, pd.DataFrame], variants: dict[str, dict]) -> pd.DataFrame:
+    """One row per training job of every variant: ``variant``, one column per varied setting, then
+    the job's summary columns. A job two variants share appears under each."""
+    varied = varied_settings(variants)
+    frames = []
+    for vname, summary in summaries.items():
+        settings = {k: _cell(variants[vname][k]) for k in varied}
+        frames.append(summary.assign(**settings).assign(variant=vname)[["variant", *varied, *summary.columns]])
+    return pd.concat(frames, ignore_index=True)
+
+
+def study_table(summary: pd.DataFrame, varied: list[str]) -> pd.DataFrame:
+    """Mean, min and max over trials per (variant, experiment, round); replicates of a control are
+    averaged within their trial first, so each trial counts once."""
+    keys = ["variant", *varied, "experiment", "round"]
+    metrics = ["early_stop_test_accuracy", "early_stop_iteration"]
+    per_trial = summary.groupby([*keys, "trial"], sort=False, as_index=False, dropna=False)[
+        ["percent_remaining", *metrics]
+    ].mean()
+    g = per_trial.groupby(keys, sort=False, dropna=False)
+    table = g["percent_remaining"].mean().rename("percent_remaining").to_frame()
+    table["trials"] = g["trial"].size()
+    for m in metrics:
+        table[f"{m}_mean"] = g[m].mean()
+        table[f"{m}_min"] = g[m].min()
+        table[f"{m}_max"] = g[m].max()
+    return table.reset_index()

@@ -13,6 +13,7 @@ controls of that trial, so that they differ only in what is studied), each reini
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import os
@@ -109,6 +110,32 @@ def make_random_mask(model_name: str, ticket_mask: str | os.PathLike, seed: int,
     meta = {"seed": seed, "percent_remaining": percent_remaining(masks)}
     checkpoint.save_masks(out, model_name, masks, meta)
     return meta
+
+
+def make_rewind_point(
+    model_name: str,
+    init: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    cfg: TrainConfig,
+    val_size: int,
+    split_seed: int,
+    iteration: int,
+    out: str | os.PathLike,
+) -> None:
+    """The dense run's weights after ``iteration`` steps (late rewinding), by running its first
+    ``iteration`` steps again: the same data order and arithmetic give the same bits, since
+    evaluations change neither the weights nor the data order (a test checks it against
+    ``train``'s own snapshot). This lets every rewind iteration share one dense run."""
+    if not 0 < iteration < cfg.iterations:
+        raise LTHError(f"rewind_iteration={iteration} must be between 1 and iterations-1={cfg.iterations - 1}")
+    model = get_spec(model_name).build()
+    model.load_state_dict(checkpoint.load_weights(init, model_name))
+    data = load_split(data_dir, val_size, split_seed)
+    # One evaluation at the end (eval_every=iteration) and no early stop: only the weights matter.
+    short = dataclasses.replace(cfg, iterations=iteration, eval_every=iteration, patience=None, save_at=None)
+    train(model, None, data, short)
+    checkpoint.save_weights(out, model_name, {k: v.cpu() for k, v in model.state_dict().items()},
+                            {"iteration": iteration})
 
 
 def write_curve(path: str | os.PathLike, rows: list[dict]) -> None:

@@ -75,14 +75,119 @@ def test_bad_value_gives_one_line_naming_key_value_and_allowed(entry, key, value
     assert allowed in message, message
 
 
-@pytest.mark.parametrize("entries, match", [
-    (["eval_every=500", "iterations=100"], "config key 'eval_every': 500 is larger than iterations=100"),
-    (["rewind_iteration=100", "iterations=100"], "config key 'rewind_iteration': 100 must be smaller than iterations=100"),
-    (["data_source=/no/such/folder"], "config key 'data_source': '/no/such/folder' is not a folder"),
-])
-def test_relations_the_schema_cannot_express(entries, match):
-    with pytest.raises(LTHError, match=re.escape(match)):
+# Configurations that pass the schema key by key but cannot run: (--config entries, the start of
+# the one-line message, what it says is allowed).
+RELATIONS = [
+    (["eval_every=500", "iterations=100"], "config key 'eval_every': 500 is larger than iterations=100",
+     "expected eval_every <= iterations"),
+    (["rewind_iteration=100", "iterations=100"], "config key 'rewind_iteration': 100 must be smaller than iterations=100",
+     "expected rewind_iteration <= 99"),
+    (["data_source=/no/such/folder"], "config key 'data_source': '/no/such/folder' is not a folder", "null to download"),
+    # val_size against MNIST's 60,000 training images
+    (["val_size=60000"], "config key 'val_size': 60000 leaves no training images (MNIST has 60000)",
+     "expected val_size <= 60000 - batch_size = 59940"),
+    (["val_size=70000", "batch_size=100"], "config key 'val_size': 70000 leaves no training images",
+     "expected val_size <= 60000 - batch_size = 59900"),
+    # batch_size against the training split that val_size leaves
+    (["batch_size=55001"], "config key 'batch_size': 55001 is larger than the training split "
+     "(60000 MNIST training images - val_size 5000 = 55000)", "expected batch_size <= 55000, or val_size <= 4999"),
+    (["val_size=59950"], "config key 'batch_size': 60 is larger than the training split "
+     "(60000 MNIST training images - val_size 59950 = 50)", "expected batch_size <= 50, or val_size <= 59940"),
+    # patience against the number of evaluations
+    (["patience=500"], "config key 'patience': 500 can never stop training early: iterations=50000 and "
+     "eval_every=100 give 500 evaluation(s)", "expected patience <= 499, or null"),
+    (["patience=3", "iterations=250", "eval_every=100"], "config key 'patience': 3 can never stop training early",
+     "3 evaluation(s); expected patience <= 2"),
+    # reinit_per_ticket without the reinit control
+    (["reinit_per_ticket=3", "controls=[]"], "config key 'reinit_per_ticket': 3 has no effect: controls=[] "
+     "does not include 'reinit'", "expected controls to include 'reinit', or reinit_per_ticket: 1"),
+    (["reinit_per_ticket=2", "controls=[random_pruning]"], "config key 'reinit_per_ticket': 2 has no effect",
+     "expected controls to include 'reinit'"),
+    # rounds against what every layer can still lose (see test_max_rounds_* for the numbers)
+    (["rounds=42"], "config key 'rounds': 42 is more than lenet_300_100 can be pruned at prune_rate=0.2, "
+     "output_prune_rate=0.1 (layerwise): round 42 would keep 3 of the 30000 weights of fc2.weight, as round 41 "
+     "does, so it prunes nothing", "expected rounds <= 41"),
+    (["rounds=5", "prune_rate=0.9"], "config key 'rounds': 5 is more than lenet_300_100 can be pruned at "
+     "prune_rate=0.9, output_prune_rate=0.1 (layerwise): round 5 would keep 0 of the 30000 weights of fc2.weight",
+     "expected rounds <= 4"),
+    (["rounds=28", "output_prune_rate=0.2"], "round 28 would keep 2 of the 1000 weights of fc3.weight, as round 27",
+     "expected rounds <= 27"),
+    (["rounds=18", "model=lenet5"], "config key 'rounds': 18 is more than lenet5 can be pruned at prune_rate=0.2, "
+     "output_prune_rate=0.1 (layerwise): round 18 would keep 3 of the 150 weights of conv1.weight, as round 17",
+     "expected rounds <= 17"),
+    (["rounds=60", "prune_scope=global", "output_prune_rate=0.05"], "(global): round 53 would keep 2 of the 265200 "
+     "weights of the hidden layers (fc1.weight, fc2.weight), as round 52", "expected rounds <= 52"),
+]
+
+
+@pytest.mark.parametrize("entries, match, allowed", RELATIONS, ids=[" ".join(r[0]) for r in RELATIONS])
+def test_relations_the_schema_cannot_express(entries, match, allowed):
+    with pytest.raises(LTHError) as info:
         checked(*entries)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("config key '"), message
+    assert match in message, message
+    assert allowed in message, message
+
+
+@pytest.mark.parametrize("entries", [
+    ["val_size=59940"],                          # leaves exactly one batch
+    ["batch_size=55000"],                        # one batch per epoch
+    ["val_size=59990", "batch_size=10"],
+    ["patience=499"],                            # can still stop, at the last evaluation
+    ["patience=2", "iterations=250", "eval_every=100"],
+    ["reinit_per_ticket=3"],                     # with the reinit control (the default)
+    ["reinit_per_ticket=1", "controls=[]"],      # 1 is the default: not a choice the user made
+    ["rounds=41"],                               # the most lenet_300_100 allows at 20 % / 10 %
+    ["rounds=17", "model=lenet5"],
+    ["rounds=52", "prune_scope=global", "output_prune_rate=0.05"],
+    ["rounds=4", "prune_rate=0.9"],
+    ["rounds=0", "prune_rate=0.99"],
+])
+def test_relations_at_their_limits_pass(entries):
+    checked(*entries)
+
+
+def test_split_sizes_are_checked_against_the_real_mnist_only():
+    """Small test data (verify_data: false) may have fewer than 60,000 training images:
+    load_split and train() check val_size and batch_size against the data they get."""
+    assert checked("val_size=70000", "verify_data=false")["val_size"] == 70000
+    assert checked("batch_size=59000", "verify_data=false")["batch_size"] == 59000
+
+
+def test_mnist_sizes_agree_with_the_pinned_files():
+    from lth.data import MNIST_FILES, MNIST_TEST_IMAGES, MNIST_TRAIN_IMAGES
+
+    assert MNIST_FILES["train-images-idx3-ubyte"][0] == 16 + 784 * MNIST_TRAIN_IMAGES
+    assert MNIST_FILES["train-labels-idx1-ubyte"][0] == 8 + MNIST_TRAIN_IMAGES
+    assert MNIST_FILES["t10k-images-idx3-ubyte"][0] == 16 + 784 * MNIST_TEST_IMAGES
+    assert MNIST_FILES["t10k-labels-idx1-ubyte"][0] == 8 + MNIST_TEST_IMAGES
+
+
+@pytest.mark.parametrize("model, rates, scope, most", [
+    ("lenet_300_100", (0.2, 0.1), "layerwise", 41),
+    ("lenet_300_100", (0.2, 0.2), "layerwise", 27),
+    ("lenet5", (0.2, 0.1), "layerwise", 17),
+    ("lenet_300_100", (0.2, 0.1), "global", 48),
+    ("lenet_300_100", (0.2, 0.05), "global", 52),
+])
+def test_max_rounds_agrees_with_target_remaining(model, rates, scope, most):
+    """Round `most` still prunes every group and leaves each a weight; round `most` + 1 does not."""
+    from lth.config import max_rounds, pruning_groups
+    from lth.pruning import target_remaining
+
+    groups = pruning_groups(model, *rates, scope)
+    assert max_rounds(groups)[0] == most
+    for r in range(1, most + 1):
+        assert all(0 < target_remaining(n, p, r) < target_remaining(n, p, r - 1) for _, n, p in groups), r
+    assert any(target_remaining(n, p, most + 1) in (0, target_remaining(n, p, most)) for _, n, p in groups)
+
+
+def test_the_profiles_pass_their_relations():
+    for name in ("paper", "quick", "notebook_oneshot", "notebook_iterative"):
+        profile = yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text())
+        checked(base={**DEFAULTS, **profile})
 
 
 @pytest.mark.parametrize("entry", ["trails=3", "learning_rate=0.1", "prune-rate=0.2"])

@@ -96,15 +96,7 @@ def check_config(config: dict, schema: dict) -> dict:
     for key, value in full.items():  # nan and inf pass the schema's bounds (nan <= 0 is False)
         if isinstance(value, float) and not math.isfinite(value):
             raise LTHError(f"config key {key!r}: {value!r} is not allowed; expected a finite {_allowed(props[key])}")
-    if full["eval_every"] > full["iterations"]:
-        raise LTHError(
-            f"config key 'eval_every': {full['eval_every']} is larger than iterations={full['iterations']}; "
-            "there would be no evaluation to early-stop on"
-        )
-    if full["rewind_iteration"] >= full["iterations"]:
-        raise LTHError(
-            f"config key 'rewind_iteration': {full['rewind_iteration']} must be smaller than iterations={full['iterations']}"
-        )
+    check_relations(full)
     if full["data_source"] is not None and not os.path.isdir(os.path.expanduser(full["data_source"])):
         raise LTHError(
             f"config key 'data_source': {full['data_source']!r} is not a folder; point it at a folder holding "
@@ -112,3 +104,113 @@ def check_config(config: dict, schema: dict) -> dict:
         )
     config.update(full)
     return config
+
+
+# --- relations between keys: a config that passes the schema key by key but cannot run ---------
+
+
+def check_relations(config: dict) -> None:
+    """Refuse combinations of valid values that cannot run (or would run something else than
+    they say); ``config`` is complete (defaults filled in). One LTHError line each, naming the
+    keys and what is allowed."""
+    iterations, eval_every = config["iterations"], config["eval_every"]
+    if eval_every > iterations:
+        raise LTHError(
+            f"config key 'eval_every': {eval_every} is larger than iterations={iterations}; "
+            "there would be no evaluation to early-stop on; expected eval_every <= iterations"
+        )
+    if config["rewind_iteration"] >= iterations:
+        raise LTHError(
+            f"config key 'rewind_iteration': {config['rewind_iteration']} must be smaller than "
+            f"iterations={iterations}; expected rewind_iteration <= {iterations - 1}"
+        )
+    _check_patience(config)
+    if config["verify_data"]:
+        _check_split_sizes(config)
+    if config["reinit_per_ticket"] > 1 and "reinit" not in config["controls"]:
+        raise LTHError(
+            f"config key 'reinit_per_ticket': {config['reinit_per_ticket']} has no effect: controls="
+            f"{config['controls']!r} does not include 'reinit'; expected controls to include 'reinit', "
+            "or reinit_per_ticket: 1"
+        )
+    _check_rounds(config)
+
+
+def _check_patience(config: dict) -> None:
+    patience = config["patience"]
+    if patience is None:
+        return
+    evaluations = -(-config["iterations"] // config["eval_every"])  # the last iteration is evaluated too
+    # Training stops `patience` evaluations after the best one, so at the earliest at evaluation
+    # patience + 1: with fewer evaluations than that, patience can never stop anything.
+    if patience >= evaluations:
+        raise LTHError(
+            f"config key 'patience': {patience} can never stop training early: iterations="
+            f"{config['iterations']} and eval_every={config['eval_every']} give {evaluations} evaluation(s); "
+            f"expected patience <= {evaluations - 1}, or null to train all iterations"
+        )
+
+
+def _check_split_sizes(config: dict) -> None:
+    """val_size and batch_size against the real MNIST training split (60,000 images)."""
+    from .data import MNIST_TRAIN_IMAGES as n
+
+    val_size, batch_size = config["val_size"], config["batch_size"]
+    if val_size >= n:
+        raise LTHError(
+            f"config key 'val_size': {val_size} leaves no training images (MNIST has {n}); "
+            f"expected val_size <= {n} - batch_size = {n - batch_size}"
+        )
+    if batch_size > n - val_size:
+        raise LTHError(
+            f"config key 'batch_size': {batch_size} is larger than the training split ({n} MNIST training "
+            f"images - val_size {val_size} = {n - val_size}); expected batch_size <= {n - val_size}, "
+            f"or val_size <= {n - batch_size}"
+        )
+
+
+def pruning_groups(model: str, prune_rate: float, output_prune_rate: float, prune_scope: str) -> list[tuple[str, int, float]]:
+    """(name, number of weights, rate) of every group that shares one pruning target, as
+    lth.pruning groups a model's weights (layer by layer, or the hidden layers together)."""
+    from .models import get_spec
+    from .pruning import PruneConfig, _groups
+
+    spec = get_spec(model)
+    net = spec.build()
+    sizes = dict((n, p.numel()) for n, p in net.named_parameters())
+    names = spec.prunable(net)
+    cfg = PruneConfig(rate=prune_rate, output_rate=output_prune_rate, scope=prune_scope)
+    return [
+        (names_[0] if len(names_) == 1 else "the hidden layers (" + ", ".join(names_) + ")",
+         sum(sizes[n] for n in names_), rate)
+        for names_, rate in _groups(names, spec.output_layer, cfg)
+    ]
+
+
+def max_rounds(groups: list[tuple[str, int, float]], limit: int = 1000) -> tuple[int, str]:
+    """The most rounds for which every round still prunes every group and leaves each at least
+    one weight; and why the next round cannot (for the message)."""
+    from .pruning import target_remaining
+
+    for r in range(1, limit + 1):
+        for name, n, rate in groups:
+            before, after = target_remaining(n, rate, r - 1), target_remaining(n, rate, r)
+            if after == 0:
+                return r - 1, f"round {r} would keep 0 of the {n} weights of {name}"
+            if after == before:
+                return r - 1, f"round {r} would keep {after} of the {n} weights of {name}, as round {r - 1} does, so it prunes nothing"
+    return limit, ""
+
+
+def _check_rounds(config: dict) -> None:
+    rounds = config["rounds"]
+    if rounds == 0:
+        return
+    groups = pruning_groups(config["model"], config["prune_rate"], config["output_prune_rate"], config["prune_scope"])
+    most, why = max_rounds(groups, limit=rounds)
+    if most < rounds:
+        raise LTHError(
+            f"config key 'rounds': {rounds} is more than {config['model']} can be pruned at prune_rate="
+            f"{config['prune_rate']}, output_prune_rate={config['output_prune_rate']} ({config['prune_scope']}): "
+            f"{why}; expected rounds <= {most}"
+        )

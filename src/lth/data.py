@@ -43,6 +43,12 @@ MNIST_FILES: dict[str, tuple[int, str]] = {
 }
 FILE_NAMES = tuple(MNIST_FILES)
 
+# Images in the real files (the IDX headers; the sizes above agree: 16-byte header + 784 bytes
+# per image). check_config holds val_size and batch_size against these when verify_data is on;
+# smaller test data (verify_data: false) is checked by load_split and train() instead.
+MNIST_TRAIN_IMAGES = 60_000
+MNIST_TEST_IMAGES = 10_000
+
 HOW_TO_FIX = (
     "download the four MNIST files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
     "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) into a folder and run with "
@@ -282,6 +288,8 @@ def load_split(folder: str | os.PathLike, val_size: int, split_seed: int) -> Spl
 __all__ = [
     "MNIST_FILES",
     "FILE_NAMES",
+    "MNIST_TRAIN_IMAGES",
+    "MNIST_TEST_IMAGES",
     "fetch_mnist",
     "parse_idx",
     "write_idx",

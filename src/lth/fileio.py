@@ -2,6 +2,11 @@
 
 Everything the pipeline writes goes to a temporary name in the same folder and is renamed
 over the final name only once it is complete (``os.replace`` is atomic on POSIX).
+
+A process killed between the write and the rename (SIGKILL, a lost node) leaves its temporary
+file ``.NAME.XXXXXXXX.part`` behind; the next write of NAME removes such leftovers of NAME (and
+of no other file). Only one writer writes a given file at a time: Snakemake runs one job per
+output and keeps two runs out of one folder with its lock.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -20,12 +26,31 @@ def _umask() -> int:
     return mask
 
 
+_PREFIX, _SUFFIX = ".", ".part"
+
+
+def stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Temporary files that ``atomic_path(path)`` made and never renamed: ``.NAME.<random>.part``
+    beside ``path``. The random part has no dot, so ``.NAME.gz.<random>.part`` (another file's)
+    does not match."""
+    final = Path(path)
+    pattern = re.compile(re.escape(f"{_PREFIX}{final.name}.") + r"[^.]+" + re.escape(_SUFFIX))
+    try:
+        names = os.listdir(final.parent)
+    except FileNotFoundError:
+        return []
+    return sorted(final.parent / n for n in names if pattern.fullmatch(n))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
+    Leftover temporaries of ``path`` from a killed writer are removed first."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    for stale in stale_temporaries(final):
+        stale.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f"{_PREFIX}{final.name}.", suffix=_SUFFIX, dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -8,8 +8,6 @@ with a message naming it, never loaded into a wrong-shaped network.
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 
 import torch
 
@@ -32,7 +30,9 @@ def _load(path, kind: str) -> dict:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise LTHError(f"{path}: {kind} file is missing") from None
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
+    # Garbage bytes fail inside torch's unpickler in many ways (EOFError, UnpicklingError,
+    # IndexError, KeyError, struct.error, ...): any failure to parse means an unreadable file.
+    except Exception as exc:
         reason = (str(exc).splitlines() or [type(exc).__name__])[0][:100]  # an empty file: EOFError()
         raise LTHError(f"{path}: not a readable {kind} file ({reason}); delete it and rerun") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or payload.get("kind") != kind:

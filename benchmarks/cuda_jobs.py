@@ -4,10 +4,11 @@
     python3 benchmarks/cuda_jobs.py --run-dir RUN_DIR --mnist MNIST_DIR --trial 2 \\
         --job ticket/round_0 --job ticket/round_7 --job reinit_0/round_7 --out cuda_jobs.csv
 
-RUN_DIR is the working directory of a finished (or partly finished) run (``--directory``); only
-the files each job reads and wrote are needed: ``results/trial_T/ticket/init.pt`` (or the reinit's
-``init.pt``), the round's ``mask.pt``, its ``result.json`` and, for the CPU wall time, Snakemake's
-``benchmarks/train/...tsv``. MNIST_DIR holds the four MNIST files, gzipped or not; they are
+RUN_DIR is the working directory of a finished (or partly finished) run (``--directory``); with
+several lineages in it, ``--lineage dense_<hash>/prune_<hash>`` says which (``python3 -m lth.store
+list``). Only the files each job reads and wrote are needed (``lth.lineage``): theta0, the rewind
+point or the reinit's init, the round's ``mask.pt``, its ``result.json`` and, for the CPU wall
+time, Snakemake's ``benchmarks/runs/...tsv``. MNIST_DIR holds the four MNIST files, gzipped or not; they are
 verified against their checksums as the pipeline's download step does (``--no-verify``: not).
 With ``--device cpu`` on the machine that made the run, every rerun must equal its record: a
 reproducibility check (tests/test_benchmark.py does that on a tiny run).
@@ -39,6 +40,8 @@ import torch  # noqa: E402
 from lth.config import load_schema, schema_defaults  # noqa: E402
 from lth.data import fetch_mnist  # noqa: E402
 from lth.experiment import data_seed, run_training  # noqa: E402
+from lth.lineage import RUNS  # noqa: E402
+from lth.summarize import find_lineage  # noqa: E402
 from lth.training import TrainConfig  # noqa: E402
 
 # Settings of results that did not record them (older versions): the config schema's defaults.
@@ -46,9 +49,11 @@ DEFAULTS = schema_defaults(load_schema(ROOT / "workflow" / "schemas" / "config.s
 COMPARED = ("early_stop_iteration", "early_stop_test_accuracy", "final_test_accuracy", "percent_remaining")
 
 
-def cpu_wall_s(run_dir: Path, trial: int, experiment: str, round_: int) -> float | None:
+def cpu_wall_s(job_dir: Path) -> float | None:
     """The CPU job's wall time from Snakemake's benchmark file (None if it has none)."""
-    path = run_dir / "benchmarks" / "train" / f"trial_{trial}" / experiment / f"round_{round_}.tsv"
+    parts = job_dir.parts
+    i = len(parts) - 1 - parts[::-1].index("results")
+    path = Path(*parts[:i], "benchmarks", *parts[i + 1:]).with_suffix(".tsv")
     if not path.exists():
         return None
     with open(path) as fh:
@@ -59,6 +64,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run-dir", type=Path, required=True)
     ap.add_argument("--mnist", type=Path, required=True)
+    ap.add_argument("--lineage", default=None, help="dense_<hash>/prune_<hash>: needed where the run holds several")
     ap.add_argument("--trial", type=int, default=0)
     ap.add_argument("--job", action="append", required=True, help="EXPERIMENT/round_R, e.g. ticket/round_7")
     ap.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
@@ -73,7 +79,11 @@ def main(argv=None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit(f"cuda_jobs.py: error: torch {torch.__version__} sees no CUDA device")
 
-    trial_dir = args.run_dir / "results" / f"trial_{args.trial}"
+    dense, prune = find_lineage(args.run_dir, args.lineage)
+    dense_dir = args.run_dir / RUNS / dense / f"trial_{args.trial}"
+    prune_dir = args.run_dir / RUNS / dense / str(prune) / f"trial_{args.trial}"
+    rewind = json.loads((prune_dir.parent / "settings.json").read_text())["rewind_iteration"] if prune else 0
+    ticket_init = dense_dir / ("init.pt" if rewind == 0 else f"rewind_{rewind}.pt")
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -81,7 +91,7 @@ def main(argv=None) -> int:
         for job in args.job:
             experiment, _, round_name = job.partition("/")
             round_ = int(round_name.removeprefix("round_"))
-            job_dir = trial_dir / experiment / round_name
+            job_dir = dense_dir / "dense" if round_ == 0 else prune_dir / round_name / experiment
             cpu = json.loads((job_dir / "result.json").read_text())
             settings = {**DEFAULTS, **cpu.get("train_config", {})}
             cfg = TrainConfig(
@@ -94,8 +104,8 @@ def main(argv=None) -> int:
                 data_seed=data_seed(settings["seed"], args.trial),
                 device=args.device,
             )
-            init = (trial_dir / "ticket" / "init.pt") if experiment == "ticket" else (job_dir / "init.pt")
-            mask = None if round_ == 0 else (trial_dir / "ticket" / round_name / "mask.pt")
+            init = ticket_init if experiment in ("ticket", "random_pruning") else dense_dir / experiment / f"{round_name}.pt"
+            mask = None if round_ == 0 else job_dir / "mask.pt" if experiment == "random_pruning" else job_dir.parent / "mask.pt"
             out = tmp / f"job_{len(rows)}"  # a job may be listed twice: a repeatability check
             out.mkdir(parents=True)
             if args.device == "cuda":
@@ -118,7 +128,7 @@ def main(argv=None) -> int:
             for key in COMPARED:
                 row[f"recorded_{key}"], row[f"rerun_{key}"] = cpu[key], new[key]
             row["recorded_device"] = cpu.get("device", "?")
-            row["recorded_wall_s"] = cpu_wall_s(args.run_dir, args.trial, experiment, round_)
+            row["recorded_wall_s"] = cpu_wall_s(job_dir)
             row["rerun_wall_s"] = round(wall, 2)
             rows.append(row)
             print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)

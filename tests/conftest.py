@@ -125,3 +125,39 @@ def dry_run_jobs(workdir: Path, *args: str, config: dict | None = None, configfi
         if parts[0] != "total":
             counts[parts[0]] = int(parts[1])
     return counts
+
+
+def full_config(overrides: dict | None = None, configfile: Path | None = None) -> dict:
+    """The checked configuration a run with these settings sees: config.yaml, then ``configfile``,
+    then ``overrides`` (as ``--config``), with the schema's defaults."""
+    import yaml
+
+    from lth.config import check_config, load_schema
+
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    if configfile is not None:
+        config.update(yaml.safe_load(Path(configfile).read_text()))
+    config.update(overrides or {})
+    return check_config(config, load_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
+
+
+def job_path(workdir: Path, overrides: dict, trial: int, experiment: str, round_: int, name: str) -> Path:
+    """``name`` in the folder of one training job of the configuration ``overrides`` (lth.lineage)."""
+    from lth.lineage import job_dir
+
+    return workdir / job_dir(full_config(overrides), trial, experiment, round_) / name
+
+
+def trial_path(workdir: Path, overrides: dict, trial: int, name: str) -> Path:
+    """``name`` (init.pt, rewind_<k>.pt, reinit_<j>/round_<r>.pt) in a trial's dense-lineage folder."""
+    from lth.lineage import TRIAL_DIR, lineage
+
+    return workdir / TRIAL_DIR.format(dense=lineage(full_config(overrides)).dense, trial=trial) / name
+
+
+def round_path(workdir: Path, overrides: dict, trial: int, round_: int, name: str) -> Path:
+    """``name`` (mask.pt) in a pruning round's folder."""
+    from lth.lineage import ROUND_DIR, lineage
+
+    lin = lineage(full_config(overrides))
+    return workdir / ROUND_DIR.format(dense=lin.dense, prune=lin.prune, trial=trial, round=round_) / name

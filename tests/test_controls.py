@@ -12,7 +12,7 @@ from lth.models import get_spec
 from lth.pruning import PruneConfig, target_remaining
 from lth.training import TrainConfig, train
 
-from conftest import TINY_CONFIG, make_small_mnist, run_snakemake
+from conftest import TINY_CONFIG, job_path, make_small_mnist, round_path, run_snakemake, trial_path
 
 MODEL = "lenet_300_100"
 CONFIG = dict(TINY_CONFIG, trials=1, rounds=2, controls=["reinit", "random_pruning"], rewind_iteration=20)
@@ -26,9 +26,16 @@ def run(tmp_path_factory) -> Path:
     return work
 
 
-def trial_dir(run, experiment, round_=None):
-    d = run / "results" / "trial_0" / experiment
-    return d if round_ is None else d / f"round_{round_}"
+def theta0(run):
+    return trial_path(run, CONFIG, 0, "init.pt")
+
+
+def mask_of(run, round_):
+    return round_path(run, CONFIG, 0, round_, "mask.pt")
+
+
+def job(run, experiment, round_, name="model.pt"):
+    return job_path(run, CONFIG, 0, experiment, round_, name)
 
 
 def zero_pattern(state):
@@ -39,33 +46,33 @@ pytestmark = pytest.mark.workflow
 
 
 def test_reinit_trains_the_tickets_mask_from_another_init(run):
-    ticket_init = checkpoint.load_weights(trial_dir(run, "ticket") / "init.pt", MODEL)
-    inits = [checkpoint.load_weights(trial_dir(run, "reinit_0", r) / "init.pt", MODEL) for r in (1, 2)]
+    ticket_init = checkpoint.load_weights(theta0(run), MODEL)
+    inits = [checkpoint.load_weights(trial_path(run, CONFIG, 0, f"reinit_0/round_{r}.pt"), MODEL) for r in (1, 2)]
     # A fresh draw for every round, never the ticket's.
     for other in (ticket_init, inits[1]):
         assert not torch.equal(inits[0]["fc1.weight"], other["fc1.weight"])
     assert not torch.equal(ticket_init["fc1.weight"], inits[1]["fc1.weight"])
     for r in (1, 2):
-        mask = checkpoint.load_masks(trial_dir(run, "ticket", r) / "mask.pt", MODEL)
-        trained = checkpoint.load_weights(trial_dir(run, "reinit_0", r) / "model.pt", MODEL)
+        mask = checkpoint.load_masks(mask_of(run, r), MODEL)
+        trained = checkpoint.load_weights(job(run, "reinit_0", r), MODEL)
         # Survivors almost surely move away from zero; pruned weights are exactly zero.
         assert all(torch.equal(zero_pattern(trained)[n], mask[n]) for n in mask)
 
 
 def test_random_pruning_has_the_tickets_sparsity_and_another_mask(run):
     for r in (1, 2):
-        ticket = checkpoint.load_masks(trial_dir(run, "ticket", r) / "mask.pt", MODEL)
-        rand = checkpoint.load_masks(trial_dir(run, "random_pruning", r) / "mask.pt", MODEL)
+        ticket = checkpoint.load_masks(mask_of(run, r), MODEL)
+        rand = checkpoint.load_masks(job(run, "random_pruning", r, "mask.pt"), MODEL)
         for name in ticket:
             assert int(rand[name].sum()) == int(ticket[name].sum())
             assert not torch.equal(rand[name], ticket[name])
-        trained = checkpoint.load_weights(trial_dir(run, "random_pruning", r) / "model.pt", MODEL)
+        trained = checkpoint.load_weights(job(run, "random_pruning", r), MODEL)
         assert all(torch.equal(zero_pattern(trained)[n], rand[n]) for n in rand)
 
 
 def test_late_rewinding_loads_the_dense_weights_at_iteration_k(run):
-    rewind = checkpoint.load_weights(trial_dir(run, "ticket", 0) / "rewind.pt", MODEL)
-    init = checkpoint.load_weights(trial_dir(run, "ticket") / "init.pt", MODEL)
+    rewind = checkpoint.load_weights(trial_path(run, CONFIG, 0, "rewind_20.pt"), MODEL)
+    init = checkpoint.load_weights(theta0(run), MODEL)
     data = load_split(run / "resources" / "mnist", CONFIG["val_size"], 0)
     model = get_spec(MODEL).build()
     model.load_state_dict(init)
@@ -75,13 +82,13 @@ def test_late_rewinding_loads_the_dense_weights_at_iteration_k(run):
     assert all(torch.equal(model.state_dict()[k], rewind[k]) for k in rewind)
     assert not torch.equal(rewind["fc1.weight"], init["fc1.weight"])
     # The round-1 ticket is retrained from exactly that snapshot under its mask.
-    mask = checkpoint.load_masks(trial_dir(run, "ticket", 1) / "mask.pt", MODEL)
+    mask = checkpoint.load_masks(mask_of(run, 1), MODEL)
     ticket = get_spec(MODEL).build()
     ticket.load_state_dict(rewind)
     cfg = TrainConfig(lr=0.0012, batch_size=CONFIG["batch_size"], iterations=CONFIG["iterations"],
                       eval_every=CONFIG["eval_every"], data_seed=data_seed(0, 0), device="cpu")
     train(ticket, mask, data, cfg)
-    trained = checkpoint.load_weights(trial_dir(run, "ticket", 1) / "model.pt", MODEL)
+    trained = checkpoint.load_weights(job(run, "ticket", 1), MODEL)
     assert all(torch.equal(ticket.state_dict()[k], trained[k]) for k in trained)
 
 
@@ -108,8 +115,8 @@ def test_oneshot_workflow_prunes_from_the_dense_net(tmp_path):
     data = make_small_mnist(tmp_path / "data")
     config = dict(TINY_CONFIG, trials=1, rounds=2, controls=[], pruning="oneshot", data_source=str(data))
     run_snakemake(tmp_path, "--cores", "2", config=config)
-    dense = checkpoint.load_weights(tmp_path / "results/trial_0/ticket/round_0/model.pt", MODEL)
-    mask2 = checkpoint.load_masks(tmp_path / "results/trial_0/ticket/round_2/mask.pt", MODEL)
+    dense = checkpoint.load_weights(job_path(tmp_path, config, 0, "ticket", 0, "model.pt"), MODEL)
+    mask2 = checkpoint.load_masks(round_path(tmp_path, config, 0, 2, "mask.pt"), MODEL)
     # Round 2's one-shot mask keeps the largest dense weights of each layer.
     for name, m in mask2.items():
         w = dense[name].abs()

@@ -21,7 +21,7 @@ from lth.checkpoint import load_masks, load_weights
 from lth.models import get_spec
 from lth.pruning import target_remaining
 
-from conftest import ROOT, dry_run_jobs, make_small_mnist, run_snakemake
+from conftest import ROOT, dry_run_jobs, full_config, job_path, make_small_mnist, round_path, run_snakemake, trial_path
 
 ONESHOT = ROOT / "config" / "notebook_oneshot.yaml"
 ITERATIVE = ROOT / "config" / "notebook_iterative.yaml"
@@ -115,6 +115,7 @@ def test_oneshot_profile_end_to_end(tmp_path):
     work = tmp_path / "run"
     work.mkdir()
     run_snakemake(work, "--cores", "1", configfile=ONESHOT, config={**CUT, "data_source": data})
+    cfg = full_config({**CUT, "data_source": str(data)}, configfile=ONESHOT)
 
     summary = pd.read_csv(work / "results" / "summary.csv")
     assert sorted(zip(summary["experiment"], summary["trial"], summary["round"])) == [("ticket", 0, 0), ("ticket", 0, 1)]
@@ -124,7 +125,7 @@ def test_oneshot_profile_end_to_end(tmp_path):
     assert (summary["iterations_run"] == CUT["iterations"]).all()  # patience null: every iteration ran
 
     # The one-shot mask: 20% of every layer pruned, the output layer included.
-    masks = load_masks(work / "results" / "trial_0" / "ticket" / "round_1" / "mask.pt", "lenet5")
+    masks = load_masks(round_path(work, cfg, 0, 1, "mask.pt"), "lenet5")
     sizes = _layer_sizes()
     assert set(masks) == set(sizes)
     for name, mask in masks.items():
@@ -134,12 +135,11 @@ def test_oneshot_profile_end_to_end(tmp_path):
     assert total == pytest.approx(0.80, abs=1e-4)
 
     # Survivors reset to theta0 and retrained under the mask: pruned weights are exactly zero.
-    trained = load_weights(work / "results" / "trial_0" / "ticket" / "round_1" / "model.pt", "lenet5")
+    trained = load_weights(job_path(work, cfg, 0, "ticket", 1, "model.pt"), "lenet5")
     for name, mask in masks.items():
         assert torch.all(trained[name][~mask] == 0), name
-    init = load_weights(work / "results" / "trial_0" / "ticket" / "init.pt", "lenet5")
-    rewind = load_weights(work / "results" / "trial_0" / "ticket" / "round_0" / "rewind.pt", "lenet5")
-    assert all(torch.equal(init[k], rewind[k]) for k in init)
+    # rewind_iteration 0: the ticket starts from theta0, and no rewind point is made.
+    assert trial_path(work, cfg, 0, "init.pt").is_file() and not list(work.glob("results/**/rewind_*.pt"))
 
     # Accuracy curves before (round 0) and after (round 1) pruning, test accuracy at every evaluation.
     curves = pd.read_csv(work / "results" / "curves.csv")
@@ -157,6 +157,7 @@ def test_iterative_profile_end_to_end(tmp_path):
     work.mkdir()
     # One trial keeps the test short; the profile's 5 rounds run as configured.
     run_snakemake(work, "--cores", "1", configfile=ITERATIVE, config={**CUT, "trials": 1, "data_source": data})
+    cfg = full_config({**CUT, "trials": 1, "data_source": str(data)}, configfile=ITERATIVE)
 
     summary = pd.read_csv(work / "results" / "summary.csv")
     assert set(summary["experiment"]) == {"ticket"}  # controls: []
@@ -168,7 +169,7 @@ def test_iterative_profile_end_to_end(tmp_path):
     total = sum(sizes.values())
     previous = None
     for r in range(1, 6):
-        masks = load_masks(work / "results" / "trial_0" / "ticket" / f"round_{r}" / "mask.pt", "lenet5")
+        masks = load_masks(round_path(work, cfg, 0, r, "mask.pt"), "lenet5")
         for name, mask in masks.items():  # 20% of the remaining weights per round, every layer
             assert int(mask.sum()) == target_remaining(sizes[name], 0.2, r), (r, name)
         if previous is not None:  # iterative: a pruned weight never comes back

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, TINY_CONFIG, dry_run_jobs, make_small_mnist, snakemake_cmd
+from lth.lineage import lineage
+
+from conftest import ROOT, TINY_CONFIG, dry_run_jobs, full_config, job_path, make_small_mnist, snakemake_cmd
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
@@ -41,7 +43,7 @@ TEST_CLUSTER_OVERRIDES = [
 ]
 
 CONFIG = dict(TINY_CONFIG, trials=1, rounds=1, controls=["reinit"])
-LOCAL_RULES = {"download_mnist", "aggregate", "plot", "all"}
+LOCAL_RULES = {"download_mnist", "dense_settings", "prune_settings", "aggregate", "plot", "all"}
 
 
 def _skip_unless_possible() -> None:
@@ -118,13 +120,16 @@ def _per_rule(jobs: dict[str, dict]) -> dict[str, int]:
 
 
 def _training(config: dict, rounds: range) -> set[str]:
-    """SLURM comments of the training jobs of these rounds (wildcards trial[, experiment, round])."""
+    """SLURM comments of the training jobs of these rounds: the wildcards in the order of their
+    output path's pattern (lth.lineage): dense, trial; or dense, prune, trial, round, experiment."""
+    lin = lineage(full_config(config))
     reinits = [f"reinit_{k}" for k in range(config.get("reinit_per_ticket", 1))] if "reinit" in config["controls"] else []
     out = set()
     for t in range(config["trials"]):
         if 0 in rounds:
-            out.add(f"rule_train_dense_wildcards_{t}")
-        out |= {f"rule_train_sparse_wildcards_{t}_{e}_{r}" for r in rounds if r > 0 for e in ["ticket", *reinits]}
+            out.add(f"rule_train_dense_wildcards_{lin.dense}_{t}")
+        out |= {f"rule_train_sparse_wildcards_{lin.dense}_{lin.prune}_{t}_{r}_{e}"
+                for r in rounds if r > 0 for e in ["ticket", *reinits]}
     return out
 
 
@@ -142,7 +147,8 @@ def runs(tmp_path_factory, slurm_python, cluster) -> dict:
 
     slurm_dir = tmp_path_factory.mktemp("slurm_run")
     jobs1 = _slurm_run(slurm_python, cluster, slurm_dir, first)
-    round1 = {p: p.stat().st_mtime_ns for p in (slurm_dir / "results").glob("trial_*/*/round_1/*")}
+    round1 = {p: p.stat().st_mtime_ns for p in (slurm_dir / "results").glob("runs/*/*/trial_*/round_1/**/*")
+              if p.is_file()}
     jobs2 = _slurm_run(slurm_python, cluster, slurm_dir, edited)
 
     planned1, planned2 = _planned(tmp_path_factory, first), _planned(tmp_path_factory, edited)
@@ -171,7 +177,7 @@ def test_every_training_job_ran_as_a_slurm_job(runs):
     assert not LOCAL_RULES & set(_per_rule(jobs))
     for r, experiments in ((0, ["ticket"]), (1, ["ticket", "reinit_0"])):
         for e in experiments:
-            assert (runs["slurm_dir"] / f"results/trial_0/{e}/round_{r}/result.json").is_file()
+            assert job_path(runs["slurm_dir"], runs["first"], 0, e, r, "result.json").is_file()
 
 
 def test_a_config_edit_submits_only_the_stale_jobs(runs):

@@ -25,7 +25,17 @@ from lth.aggregate import SUMMARY_COLUMNS
 from lth.models import init_model
 from lth.pruning import target_remaining
 
-from conftest import SHARED_MNIST, TINY_CONFIG, dry_run_jobs, make_small_mnist, run_snakemake, snakemake_cmd
+from conftest import (
+    SHARED_MNIST,
+    TINY_CONFIG,
+    dry_run_jobs,
+    job_path,
+    make_small_mnist,
+    round_path,
+    run_snakemake,
+    snakemake_cmd,
+    trial_path,
+)
 
 pytestmark = pytest.mark.workflow
 
@@ -77,7 +87,12 @@ def test_default_config_has_5_trials_x_6_ticket_training_jobs(tmp_path):
     jobs, counts = dry_run(tmp_path, {"controls": []})
     training = [out for rule, out in jobs if rule in TRAINING]
     assert len(training) == 30
-    runs = {re.match(r"results/trial_(\d+)/(\w+)/round_(\d+)/model.pt", out).groups() for out in training}
+    runs = set()
+    for out in training:  # results/runs/<dense>/trial_t/dense/ or <dense>/<prune>/trial_t/round_r/ticket/
+        dense = re.match(r"results/runs/dense_[0-9a-f]{8}/trial_(\d+)/dense/model.pt$", out)
+        pruned = re.match(r"results/runs/dense_[0-9a-f]{8}/prune_[0-9a-f]{8}/trial_(\d+)/round_(\d+)/(\w+)/model.pt$", out)
+        assert dense or pruned, out
+        runs.add((dense.group(1), "ticket", "0") if dense else (pruned.group(1), pruned.group(3), pruned.group(2)))
     assert runs == {(str(t), "ticket", str(r)) for t in range(5) for r in range(6)}
     assert {k: counts[k] for k in ("download_mnist", "init", "train_dense", "prune", "train_sparse")} == {
         "download_mnist": 1, "init": 5, "train_dense": 5, "prune": 25, "train_sparse": 25}
@@ -155,25 +170,25 @@ def test_tiny_run_plots_are_valid_pngs(tiny_run):
         assert image.std() > 0.01, f"{name} is blank"
 
 
-def test_tiny_run_trained_tickets_keep_pruned_weights_at_zero(tiny_run):
+def test_tiny_run_trained_tickets_keep_pruned_weights_at_zero(tiny_run, tiny_config):
     for t in (0, 1):
         for r, experiment in ((1, "ticket"), (2, "ticket")):
-            masks = checkpoint.load_masks(tiny_run / f"results/trial_{t}/ticket/round_{r}/mask.pt", "lenet_300_100")
-            state = checkpoint.load_weights(tiny_run / f"results/trial_{t}/{experiment}/round_{r}/model.pt",
+            masks = checkpoint.load_masks(round_path(tiny_run, tiny_config, t, r, "mask.pt"), "lenet_300_100")
+            state = checkpoint.load_weights(job_path(tiny_run, tiny_config, t, experiment, r, "model.pt"),
                                             "lenet_300_100")
             for name, mask in masks.items():
                 assert int(mask.sum()) == target_remaining(LENET_SIZES[name], 0.1 if name == "fc3.weight" else 0.2, r)
                 assert bool((state[name][~mask] == 0).all()), (t, r, experiment, name)
 
 
-def test_tiny_run_rewinds_to_the_trials_theta0(tiny_run):
+def test_tiny_run_rewinds_to_the_trials_theta0(tiny_run, tiny_config):
+    """rewind_iteration 0: the tickets start from theta0 itself (no rewind point is made)."""
     for t in (0, 1):
-        theta0 = checkpoint.load_weights(tiny_run / f"results/trial_{t}/ticket/init.pt", "lenet_300_100")
-        rewind = checkpoint.load_weights(tiny_run / f"results/trial_{t}/ticket/round_0/rewind.pt", "lenet_300_100")
-        trained = checkpoint.load_weights(tiny_run / f"results/trial_{t}/ticket/round_0/model.pt", "lenet_300_100")
+        theta0 = checkpoint.load_weights(trial_path(tiny_run, tiny_config, t, "init.pt"), "lenet_300_100")
+        trained = checkpoint.load_weights(job_path(tiny_run, tiny_config, t, "ticket", 0, "model.pt"), "lenet_300_100")
         assert all(torch.equal(theta0[k], v) for k, v in init_model("lenet_300_100", t).state_dict().items())
-        assert all(torch.equal(rewind[k], theta0[k]) for k in theta0)
         assert not torch.equal(trained["fc1.weight"], theta0["fc1.weight"])
+    assert not list(tiny_run.glob("results/**/rewind_*.pt"))
 
 
 def test_tiny_run_leaves_no_temporary_files(tiny_run):
@@ -194,11 +209,12 @@ def test_more_rounds_reruns_only_the_new_rounds_jobs(tiny_run, tiny_config):
 
 
 @pytest.mark.parametrize("edit", [{"lr": 0.002}, {"eval_every": 30}, {"iterations": 80}])
-def test_a_training_parameter_reruns_all_training_but_not_the_download(tiny_run, tiny_config, edit):
+def test_a_training_parameter_plans_a_new_dense_lineage_but_not_the_download(tiny_run, tiny_config, edit):
     counts = dry_run_jobs(tiny_run, config={**tiny_config, **edit})
     assert counts.get("train_dense") == 2 and counts.get("train_sparse") == 4
     assert counts.get("prune") == 4  # the masks depend on the retrained weights
-    assert not {"download_mnist", "init", "init_reinit"} & set(counts)
+    assert counts.get("init") == 2  # theta0 again (same bytes) under the new lineage's folder
+    assert "download_mnist" not in counts
 
 
 def test_a_pruning_rate_reruns_masks_and_sparse_training_only(tiny_run, tiny_config):
@@ -310,15 +326,17 @@ def test_rounds_zero_runs_the_dense_network_only_and_plots_one_level(tmp_path, t
 
 
 def _results(workdir: Path) -> list[Path]:
-    return sorted(workdir.glob("results/trial_*/*/round_*/result.json"))
+    return sorted(workdir.glob("results/runs/**/result.json"))
 
 
 def _training_in_progress(workdir: Path) -> bool:
-    """A training job has started (its log exists) and not finished (no result.json)."""
-    for log in workdir.glob("logs/train/trial_*/*/round_*.log"):
-        trial, experiment, round_ = log.parts[-3], log.parts[-2], log.stem
-        if not (workdir / "results" / trial / experiment / round_ / "result.json").exists():
-            return True
+    """A training job has started (its log exists) and not finished (no result.json). A training
+    job's log is logs/runs/.../dense.log or .../round_r/<experiment>.log beside its result folder."""
+    for log in workdir.glob("logs/runs/**/*.log"):
+        if log.stem == "dense" or re.fullmatch(r"ticket|reinit_\d+|random_pruning", log.stem):
+            result = workdir / "results" / log.relative_to(workdir / "logs").with_suffix("") / "result.json"
+            if not result.exists():
+                return True
     return False
 
 

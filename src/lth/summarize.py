@@ -1,13 +1,15 @@
 """Tables, claims and figures from whatever training jobs of a run directory have finished.
 
-    python3 -m lth.summarize RUN_DIR OUT_DIR [--pruning iterative|oneshot]
+    python3 -m lth.summarize RUN_DIR OUT_DIR [--lineage dense_<hash>/prune_<hash>] [--pruning iterative|oneshot]
 
 Writes summary.csv, curves.csv, claims.csv, claims.md, results.md (the summary as a readable
 table: mean [min, max] over trials per experiment and round) and plots/*.png into OUT_DIR.
 
 The workflow's aggregate and plot rules need the whole grid; this looks at a run in progress
 (e.g. the paper profile after some hours) or copies a finished run's small outputs elsewhere.
-Claims whose sparsity levels have not been reached yet are NOT-RUN.
+Claims whose sparsity levels have not been reached yet are NOT-RUN. A run directory that holds
+several lineages (variants, see ``python3 -m lth.store list``) needs ``--lineage``: the pruning
+lineage (``prune_<hash>`` or ``dense_<hash>/prune_<hash>``), or a dense one for the dense runs only.
 """
 
 from __future__ import annotations
@@ -20,12 +22,45 @@ import pandas as pd
 from .aggregate import EXPERIMENT_ORDER, build_tables, write_csv
 from .claims import claims_markdown, claims_table, evaluate_claims, mean_min_max
 from .fileio import write_text
+from .lineage import RUNS
 from .plots import plot_figures
 
 
-def finished_jobs(run_dir: str | Path) -> list[Path]:
-    """result.json of every finished training job (written last, atomically, by each job)."""
-    return sorted(Path(run_dir).glob("results/trial_*/*/round_*/result.json"))
+def find_lineage(run_dir: str | Path, lineage: str | None = None) -> tuple[str, str | None]:
+    """(dense key, prune key or None) of the lineage to summarise: the one given (a prune key
+    alone is found under its dense key), or the only one the run directory holds."""
+    runs = Path(run_dir) / RUNS
+    if lineage:
+        dense, _, prune = lineage.strip("/").partition("/")
+        if dense.startswith("prune_") and not prune:
+            parents = [p.parent.name for p in runs.glob(f"dense_*/{dense}")]
+            if len(parents) != 1:
+                raise SystemExit(f"no lineage {dense} under {runs}")
+            dense, prune = parents[0], dense
+        if not (runs / dense / prune).is_dir():
+            raise SystemExit(f"no lineage {lineage} under {runs}")
+        return dense, prune or None
+    pruned = sorted(f"{p.parent.name}/{p.name}" for p in runs.glob("dense_*/prune_*") if p.is_dir())
+    if len(pruned) == 1:
+        return find_lineage(run_dir, pruned[0])
+    dense = sorted(p.name for p in runs.glob("dense_*") if p.is_dir())
+    if not pruned and len(dense) == 1:
+        return dense[0], None
+    if not dense:
+        raise SystemExit(f"no training jobs under {runs}")
+    raise SystemExit(f"{run_dir} holds several lineages ({', '.join(pruned or dense)}): choose one with --lineage "
+                     "(`python3 -m lth.store list` shows their settings)")
+
+
+def finished_jobs(run_dir: str | Path, lineage: str | None = None) -> list[Path]:
+    """result.json of every finished training job of one lineage (written last, atomically, by
+    each job): its dense runs and the pruned rounds with their controls."""
+    dense, prune = find_lineage(run_dir, lineage)
+    base = Path(run_dir) / RUNS / dense
+    jobs = sorted(base.glob("trial_*/dense/result.json"))
+    if prune:
+        jobs += sorted((base / prune).glob("trial_*/round_*/*/result.json"))
+    return jobs
 
 
 def results_markdown(summary: pd.DataFrame) -> str:
@@ -51,10 +86,11 @@ def results_markdown(summary: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summarize(run_dir: str | Path, out_dir: str | Path, pruning: str = "iterative") -> pd.DataFrame:
-    results = finished_jobs(run_dir)
+def summarize(run_dir: str | Path, out_dir: str | Path, pruning: str = "iterative", lineage: str | None = None
+              ) -> pd.DataFrame:
+    results = finished_jobs(run_dir, lineage)
     if not results:
-        raise SystemExit(f"no finished training jobs under {run_dir}/results")
+        raise SystemExit(f"no finished training jobs under {run_dir}/{RUNS}")
     out = Path(out_dir)
     summary, curves = build_tables(results, [p.with_name("curve.csv") for p in results])
     write_csv(summary, out / "summary.csv")
@@ -74,8 +110,9 @@ def main(argv=None) -> None:
     parser.add_argument("run_dir")
     parser.add_argument("out_dir")
     parser.add_argument("--pruning", default="iterative", choices=["iterative", "oneshot"])
+    parser.add_argument("--lineage", default=None, help="dense_<hash>/prune_<hash> (or prune_<hash>)")
     args = parser.parse_args(argv)
-    summary = summarize(args.run_dir, args.out_dir, args.pruning)
+    summary = summarize(args.run_dir, args.out_dir, args.pruning, args.lineage)
     print(f"{len(summary)} finished training jobs summarised into {args.out_dir}")
 
 

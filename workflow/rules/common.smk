@@ -9,7 +9,6 @@ import torch
 from lth import lineage as L
 from lth.studies import study_variants, varied_settings
 
-
 # The current configuration and, with a study, each variant (checked like the config itself).
 try:
     VARIANTS = study_variants(config, SCHEMA)
@@ -50,7 +49,18 @@ def setting(key, of=dense_cfg):
     return lambda wc: of(wc)[key]
 
 
-TRAIN_KEYS = ("model", "lr", "batch_size", "iterations", "eval_every", "test_eval", "val_size", "patience", "seed", "device")
+TRAIN_KEYS = (
+    "model",
+    "lr",
+    "batch_size",
+    "iterations",
+    "eval_every",
+    "test_eval",
+    "val_size",
+    "patience",
+    "seed",
+    "device",
+)
 
 
 def train_params():
@@ -139,3 +149,11 @@ def _sparse_inputs(wc):
         dense=wc.dense, trial=wc.trial, replicate=wc.experiment.split("_")[1], round=wc["round"]
     )
     return {"init": init, "mask": ticket_mask}
+
+
+# Input functions of a study's rules (study.smk).
+
+
+def _study_inputs(filename):
+    """``filename`` of every training job of every variant, in variant order."""
+    return {name: L.grid(c, filename) for name, c in VARIANTS.items()}

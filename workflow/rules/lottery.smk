@@ -10,6 +10,8 @@ rule dense_settings:
         settings=f"{L.RUNS}/{{dense}}/settings.json",
     log:
         "logs/runs/{dense}/settings.log",
+    conda:
+        CONDA_ENV
     params:
         settings=lambda wc: L.lineage(dense_cfg(wc)).dense_settings,
     script:

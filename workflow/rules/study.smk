@@ -1,17 +1,11 @@
 import re
 
-
 # A study (config key `study`, e.g. --configfile config/studies/prune_rates.yaml): the variants'
 # grids in one DAG, compared in results/studies/<name>/. Jobs that variants share run once.
 
 
 wildcard_constraints:
     study=re.escape(STUDY) if STUDY else "(?!)",  # no study: the rules match nothing
-
-
-def _study_inputs(filename):
-    """``filename`` of every training job of every variant, in variant order."""
-    return {name: L.grid(c, filename) for name, c in VARIANTS.items()}
 
 
 rule study_aggregate:

@@ -204,6 +204,7 @@ def test_unknown_keys_refused_is_documented():
     assert "Unknown keys are refused" in SCHEMA["description"]
     assert SCHEMA["additionalProperties"] is False
     assert re.search(r"[Uu]nknown keys", (ROOT / "README.md").read_text())
+    assert re.search(r"[Uu]nknown key", (ROOT / "docs" / "configuration.md").read_text())
 
 
 def test_a_config_file_value_of_the_wrong_type():

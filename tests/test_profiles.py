@@ -25,6 +25,7 @@ from conftest import ROOT, dry_run_jobs, full_config, job_path, make_small_mnist
 
 ONESHOT = ROOT / "config" / "notebook_oneshot.yaml"
 ITERATIVE = ROOT / "config" / "notebook_iterative.yaml"
+QUICK = ROOT / "config" / "quick.yaml"  # the README's first contact (issue 14)
 PLOTS = ["accuracy.png", "early_stop.png", "curves.png", "train_accuracy.png"]
 
 # Cut-down overrides: a few steps on the small data; everything else is the profile's.
@@ -46,7 +47,7 @@ def _layer_sizes() -> dict[str, int]:
 # --- the profiles' values ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [ONESHOT, ITERATIVE], ids=["oneshot", "iterative"])
+@pytest.mark.parametrize("path", [ONESHOT, ITERATIVE, QUICK], ids=["oneshot", "iterative", "quick"])
 def test_every_value_has_a_comment(path):
     for line in path.read_text().splitlines():
         if re.match(r"^[a-z_]+:", line):
@@ -181,3 +182,45 @@ def test_iterative_profile_end_to_end(tmp_path):
         assert math.isclose(got, 100 * 0.8**r, abs_tol=0.05)  # 80, 64, 51.2, 41.0, 32.8
         previous = masks
     _check_plots(work)
+
+
+# --- the first-contact profile (config/quick.yaml) -------------------------------------------
+
+
+def _quick_training_jobs(cfg) -> int:
+    per_round = 1 + cfg["reinit_per_ticket"] * ("reinit" in cfg["controls"]) + ("random_pruning" in cfg["controls"])
+    return cfg["trials"] * (1 + cfg["rounds"] * per_round)
+
+
+def test_quick_profile_fits_its_budget():
+    """About 3 minutes on 2 cores: a 50K-iteration job takes 90-94 s on a quiet core and a job's
+    fixed cost is 2-6 s, so all its training together stays below one paper job's iterations."""
+    cfg = {**yaml.safe_load((ROOT / "config.yaml").read_text()), **_load(QUICK)}
+    assert cfg["trials"] >= 2  # a [min, max] range over trials in every table and figure
+    assert cfg["rounds"] >= 2  # a pruned ticket trained from a pruned ticket (iterative pruning)
+    assert set(cfg["controls"]) == {"reinit", "random_pruning"}
+    assert cfg["rewind_iteration"] == 0 and cfg["pruning"] == "iterative"  # the paper's method
+    jobs = _quick_training_jobs(cfg)
+    assert jobs <= 16, jobs
+    assert jobs * cfg["iterations"] <= 50_000, jobs * cfg["iterations"]
+    assert cfg["iterations"] // cfg["eval_every"] >= 10  # enough evaluations for an early stop
+
+
+@pytest.mark.workflow
+def test_quick_profile_plans_the_whole_dag(tmp_path):
+    """Every rule the default grid with both controls runs, the reinit control included."""
+    for name in ("quick", "full"):
+        (tmp_path / name).mkdir()
+    quick = dry_run_jobs(tmp_path / "quick", configfile=QUICK)
+    full = dry_run_jobs(tmp_path / "full", config={"controls": ["reinit", "random_pruning"]})
+    assert set(quick) == set(full), f"quick.yaml lacks {set(full) - set(quick)}"
+    assert {"download_mnist", "init", "train_dense", "prune", "train_sparse", "init_reinit", "random_mask",
+            "aggregate", "plot"} <= set(quick)
+    cfg = _load(QUICK)
+    trials, rounds = cfg["trials"], cfg["rounds"]
+    assert quick["train_dense"] == trials
+    assert quick["init_reinit"] == trials * rounds  # the reinit control: a fresh init per (trial, round)
+    assert quick["random_mask"] == trials * rounds
+    assert quick["train_sparse"] == trials * rounds * 3  # ticket, reinit_0, random_pruning
+    assert quick["train_dense"] + quick["train_sparse"] == _quick_training_jobs({**cfg, "reinit_per_ticket": 1})
+    assert quick["aggregate"] == 1 and quick["plot"] == 1

@@ -214,3 +214,120 @@ def _check_rounds(config: dict) -> None:
             f"{config['prune_rate']}, output_prune_rate={config['output_prune_rate']} ({config['prune_scope']}): "
             f"{why}; expected rounds <= {most}"
         )
+
+
+# --- docs/configuration.md, generated from the schema -----------------------------------------
+
+SCHEMA_PATH = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "workflow", "schemas", "config.schema.yaml")
+REGENERATE = "python3 -m lth.config --markdown docs/configuration.md"
+
+# What check_relations refuses, for the docs (keep in step with the checks above; the tests in
+# tests/test_config.py cover each one).
+RELATIONS_DOC = [
+    "`eval_every` must be at most `iterations` (otherwise there is no evaluation to early-stop on).",
+    "`rewind_iteration` must be smaller than `iterations`.",
+    "`patience` must be smaller than the number of evaluations, ⌈`iterations` / `eval_every`⌉ "
+    "(otherwise it can never stop training; write `null` to train all iterations).",
+    "With `verify_data: true` (the real MNIST, 60,000 training images): `val_size` must leave at "
+    "least `batch_size` training images, i.e. `val_size` + `batch_size` ≤ 60,000. Smaller test data "
+    "(`verify_data: false`) is checked when a job loads it.",
+    "`reinit_per_ticket` above 1 needs `reinit` in `controls`.",
+    "`rounds`: every round must still prune every pruning group (each layer with `layerwise`, the "
+    "hidden layers together with `global`, and the output layer) and leave it at least one weight; "
+    "round *r* keeps round_half_up(*n* · (1 − *p*)^*r*) of a group's *n* weights. At the paper's 20 % / "
+    "10 %: at most 41 rounds for `lenet_300_100`, 17 for `lenet5`. The error names the first round "
+    "that cannot prune and the largest `rounds` allowed.",
+    "`data_source` must be an existing folder (or `null`).",
+    "Each variant of a `study` is checked as a configuration of its own, by the rules above "
+    "(see [studies.md](studies.md)).",
+]
+
+
+def _doc_value(value) -> str:
+    if value is None:
+        return "`null`"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, list):
+        return "`[" + ", ".join(map(str, value)) + "]`"
+    return f"`{value}`"
+
+
+def _doc_allowed(schema: dict) -> str:
+    if schema.get("type") == "array" and "enum" in schema.get("items", {}):
+        unique = ", each at most once" if schema.get("uniqueItems") else ""
+        return "a list of " + ", ".join(f"`{v}`" for v in schema["items"]["enum"]) + unique
+    if "enum" in schema:
+        return "one of " + ", ".join(f"`{v}`" for v in schema["enum"])
+    types = schema.get("type")
+    if isinstance(types, list) and "null" in types:  # e.g. patience: integer >= 1, or null
+        others = [t for t in types if t != "null"]
+        return _allowed({**schema, "type": others[0] if len(others) == 1 else others}) + ", or null"
+    return _allowed(schema)
+
+
+def _doc_text(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def config_markdown(schema: dict) -> str:
+    """docs/configuration.md: every key of the schema with its default, what is allowed and
+    what it means, then the combinations check_config refuses."""
+    lines = [
+        "# Configuration",
+        "",
+        f"<!-- Generated from workflow/schemas/config.schema.yaml by `{REGENERATE}`;",
+        "     edit the schema (or lth/config.py), then regenerate. tests/test_docs.py fails when this page is stale. -->",
+        "",
+        "`config.yaml` holds the defaults (the paper's LeNet-300-100 protocol, a 5 × 5 grid of trials ×",
+        "pruning rounds). Override any key with `--config KEY=VALUE`, or several with",
+        "`--configfile FILE` (the profiles in `config/`: `quick.yaml`, `paper.yaml`, the notebook",
+        "profiles, and the studies in `config/studies/`). `workflow/schemas/config.schema.yaml` is the",
+        "single source of the keys below.",
+        "",
+        "Every value is checked before any job starts. A wrong value, an unknown key (a typo such as",
+        "`round: 3` would otherwise run the defaults without a word) or a combination that cannot run",
+        "stops the run with one line that names the key, the value and what is allowed, e.g.",
+        "`config error: config key 'prune_rate': 1.5 is not allowed; expected number > 0 and < 1`.",
+        "",
+        "## Keys",
+        "",
+        "| key | default | allowed | meaning |",
+        "|---|---|---|---|",
+    ]
+    for key, sub in schema["properties"].items():
+        default = _doc_value(sub["default"]) if "default" in sub else "(required)"
+        lines.append(
+            f"| `{key}` | {default} | {_doc_text(_doc_allowed(sub))} | {_doc_text(sub.get('description', ''))} |"
+        )
+    lines += [
+        "",
+        "## Combinations that are refused",
+        "",
+        "Values that pass the table above one by one but cannot run together:",
+        "",
+    ]
+    lines += [f"- {item}" for item in RELATIONS_DOC]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python3 -m lth.config", description="The workflow's configuration.")
+    parser.add_argument("--markdown", metavar="FILE", required=True,
+                        help="write the configuration reference (every schema key) to FILE; - for stdout")
+    parser.add_argument("--schema", default=SCHEMA_PATH, help="the config schema (default: the repository's)")
+    args = parser.parse_args(argv)
+    text = config_markdown(load_schema(args.schema))
+    if args.markdown == "-":
+        print(text, end="")
+    else:
+        from .fileio import write_text
+
+        write_text(args.markdown, text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

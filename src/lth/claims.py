@@ -20,9 +20,19 @@ import pandas as pd
 
 PASS, FAIL, NOT_RUN = "PASS", "FAIL", "NOT-RUN"
 
-# A drop in test accuracy smaller than this is "no loss" (0.3 points: about the trial-to-trial
-# spread of the dense net's early-stop accuracy in the paper's Figure 4a).
+# Accuracy differences smaller than this are "at the level of" the dense net (0.3 points: about
+# the trial-to-trial spread, max - min, of the dense net's early-stop accuracy in the paper's
+# Figure 4a; 0.29 points over the 5 dense trials of results/paper). Claim 3 uses it both ways: the
+# ticket at 3.6 % is within it of the dense net, and more than it below the ticket's own peak.
 LOSS_TOLERANCE = 0.003
+# The paper's "improving by more than 0.3 percentage points when Pm = 13.5 %" (claim 2).
+GAIN_AT_13_5 = 0.003
+# Claim 5: an onset counts as "about" the paper's level within this many pruning rounds. Fixed
+# before any result was seen; not to be widened after.
+ROUND_WINDOW = 3
+# Claim 5's onsets are also reported, not judged, under these readings of "loses accuracy"
+# (stays more than x below the dense mean), for comparison with the verdict's literal reading (0).
+ONSET_READINGS = (0.0, 0.002, 0.003, 0.004)
 
 
 @dataclass
@@ -34,6 +44,7 @@ class Verdict:
     measured: str
     tolerance: str
     verdict: str
+    notes: str = ""  # markdown printed under the claims table (not a column of claims.csv)
 
     def row(self) -> dict:
         return {
@@ -72,10 +83,12 @@ class Grid:
         raise Missing(f"the config does not reach {level}% of weights remaining (lowest: {reached:.1f}%)")
 
     def values(self, experiment: str, level: float, column: str) -> pd.Series:
-        r = self.round_at(level)
+        return self.at_round(experiment, self.round_at(level), column)
+
+    def at_round(self, experiment: str, r: int, column: str) -> pd.Series:
         sub = self.s[(self.s["experiment"] == experiment) & (self.s["round"] == r)]
         if sub.empty:
-            raise Missing(f"no {experiment} runs at {level}% (is the control in `controls`?)")
+            raise Missing(f"no {experiment} runs at {self.levels[r]:.1f}% (is the control in `controls`?)")
         # Average reinitialisation replicates within a trial; one value per trial.
         return sub.groupby("trial")[column].mean()
 
@@ -112,28 +125,39 @@ def _claim2(g: Grid) -> tuple[str, str]:
     dense = g.dense("early_stop_test_accuracy")
     lo, hi = g.round_at(51.3), g.round_at(7.0)
     diffs = []
-    ok = True
     for r in range(lo, hi + 1):
-        pct = g.levels[r]
-        t = g.values("ticket", pct, "early_stop_test_accuracy")
-        d = t.mean() - dense.mean()
-        diffs.append((pct, d))
-        ok &= d > 0
+        t = g.at_round("ticket", r, "early_stop_test_accuracy")
+        diffs.append((g.levels[r], t.mean() - dense.mean()))
+    every_level_above = all(d > 0 for _, d in diffs)
     at135 = g.values("ticket", 13.5, "early_stop_test_accuracy") - dense.mean()
-    ok &= at135.mean() > 0.003
+    gain_at_135 = at135.mean() > GAIN_AT_13_5
     worst = min(diffs, key=lambda x: x[1])
     return (
         f"ticket - dense at 13.5%: {mean_min_max(at135, 100, ' pts')}; smallest mean gain over 51.3-7.0%: "
         f"{worst[1] * 100:+.2f} pts at {worst[0]:.1f}%{_coverage(g, at135)}",
-        PASS if ok else FAIL,
+        PASS if every_level_above and gain_at_135 else FAIL,
     )
 
 
 def _claim3(g: Grid) -> tuple[str, str]:
+    """'Accuracy decreases, returning to the level of the original network when Pm = 3.6%': near
+    the dense net, and come back down from the ticket's peak (which is not near it)."""
     dense = g.dense("early_stop_test_accuracy")
-    t = g.values("ticket", 3.6, "early_stop_test_accuracy")
+    r36 = g.round_at(3.6)
+    t = g.at_round("ticket", r36, "early_stop_test_accuracy")
     diff = t - dense.mean()
-    return f"ticket - dense at 3.6%: {mean_min_max(diff, 100, ' pts')}{_coverage(g, diff)}", PASS if abs(diff.mean()) <= 0.005 else FAIL
+    above = [(g.levels[r], g.at_round("ticket", r, "early_stop_test_accuracy").mean()) for r, _ in g.ordered_levels()
+             if 0 < r < r36]
+    peak_pct, peak = max(above, key=lambda x: x[1])
+    drop = peak - t.mean()
+    near_dense = abs(diff.mean()) <= LOSS_TOLERANCE
+    came_down = drop > LOSS_TOLERANCE
+    return (
+        f"ticket - dense at 3.6%: {mean_min_max(diff, 100, ' pts')}; the ticket's peak "
+        f"{(peak - dense.mean()) * 100:+.2f} pts at {peak_pct:.1f}% is {drop * 100:.2f} pts above its 3.6% level"
+        f"{_coverage(g, diff)}",
+        PASS if near_dense and came_down else FAIL,
+    )
 
 
 def _claim4(g: Grid) -> tuple[str, str]:
@@ -147,44 +171,69 @@ def _claim4(g: Grid) -> tuple[str, str]:
         raise Missing("no trial has both its ticket and its reinit control at 21.1% yet")
     ratio = r_it.loc[trials] / t_it.loc[trials]
     gap = t_acc.loc[trials] - r_acc.loc[trials]
-    ok = ratio.mean() > 1.0 and gap.mean() > 0
+    slower = ratio.mean() > 1.0
+    less_accurate = gap.mean() > 0
     return (
         f"reinit/ticket early-stop iteration: {mean_min_max(ratio, 1, 'x')}; ticket - reinit accuracy: "
         f"{mean_min_max(gap, 100, ' pts')}{_coverage(g, ratio)}",
-        PASS if ok else FAIL,
+        PASS if slower and less_accurate else FAIL,
     )
 
 
-def _onset(g: Grid, experiment: str, tol: float) -> tuple[float | None, int | None]:
-    """First level (in pruning order) from which the experiment stays below dense - tol."""
-    dense = g.dense("early_stop_test_accuracy").mean()
-    rounds = [r for r, _ in g.ordered_levels() if r > 0]
-    below = {}
-    for r in rounds:
-        sub = g.s[(g.s["experiment"] == experiment) & (g.s["round"] == r)]
-        if sub.empty:
-            raise Missing(f"no {experiment} runs (is the control in `controls`?)")
-        below[r] = sub["early_stop_test_accuracy"].mean() < dense - tol
-    for r in rounds:
-        if all(below[q] for q in rounds if q >= r):
-            return g.levels[r], r
-    return None, None
+def _level_means(g: Grid, experiment: str) -> dict[int, float]:
+    """Mean early-stop test accuracy per pruning round (replicates averaged within a trial)."""
+    return {r: g.at_round(experiment, r, "early_stop_test_accuracy").mean() for r, _ in g.ordered_levels() if r > 0}
 
 
-def _claim5(g: Grid) -> tuple[str, str]:
+def onset(means: dict[int, float], dense: float, threshold: float = 0.0, stays: bool = True) -> int | None:
+    """The first round (in pruning order) whose mean is below ``dense - threshold`` and, with
+    ``stays``, from which every later round's mean is too. None: no such round."""
+    rounds = sorted(means)
+    below = {r: means[r] < dense - threshold for r in rounds}
+    for r in rounds:
+        if below[r] and (not stays or all(below[q] for q in rounds if q >= r)):
+            return r
+    return None
+
+
+def _claim5(g: Grid) -> tuple[str, str, str]:
     paper_reinit, paper_ticket = g.round_at(21.1), g.round_at(2.9)  # rounds 7 and 16 at 20/20/10
-    r_pct, r_round = _onset(g, "reinit", LOSS_TOLERANCE)
-    t_pct, t_round = _onset(g, "ticket", LOSS_TOLERANCE)
+    dense = g.dense("early_stop_test_accuracy").mean()
+    means = {e: _level_means(g, e) for e in ("reinit", "ticket")}
+    r_round = onset(means["reinit"], dense)
+    t_round = onset(means["ticket"], dense)
     last = max(g.levels)
-    reinit_ok = r_round is not None and abs(r_round - paper_reinit) <= 3
-    # A ticket that never drops within the reached levels is consistent with a drop at or after
-    # the last level; count it as within tolerance only if that is within 3 rounds of 2.9 %.
+    reinit_ok = r_round is not None and abs(r_round - paper_reinit) <= ROUND_WINDOW
+    # A ticket that is not below dense at the last level run is consistent with an onset after
+    # it; count it as within the window only if the next round would be.
     t_effective = t_round if t_round is not None else last + 1
-    ticket_ok = abs(t_effective - paper_ticket) <= 3
-    fmt = lambda pct: "none within the levels run" if pct is None else f"{pct:.1f}%"  # noqa: E731
+    ticket_ok = abs(t_effective - paper_ticket) <= ROUND_WINDOW
+
+    def fmt(r: int | None) -> str:
+        return "none within the levels run" if r is None else f"{g.levels[r]:.1f}% (round {r})"
+
+    rows = []
+    for stays in (True, False):
+        for x in ONSET_READINGS:
+            rule = f"{'stays' if stays else 'first'} below dense" + (f" - {x * 100:.1f} pts" if x else "")
+            if stays and x == 0:
+                rule += " (the verdict's reading)"
+            rows.append(f"| {rule} | {fmt(onset(means['reinit'], dense, x, stays))} | "
+                        f"{fmt(onset(means['ticket'], dense, x, stays))} |")
+    notes = "\n".join([
+        "Claim 5, the onsets under other readings of \"loses accuracy\" (the paper: 21.1% for reinit, "
+        "2.9% for the ticket; \"stays\": the first level from which the mean is below the dense mean minus "
+        "the threshold at every level down to the last one run; \"first\": the first level below it):",
+        "",
+        "| reading | reinit | ticket |",
+        "|---|---|---|",
+        *rows,
+    ])
     return (
-        f"reinit loses accuracy from {fmt(r_pct)}, ticket from {fmt(t_pct)}",
+        f"reinit stays below the dense mean from {fmt(r_round)}, ticket from {fmt(t_round)}; "
+        f"the paper's levels are rounds {paper_reinit} and {paper_ticket}",
         PASS if reinit_ok and ticket_ok else FAIL,
+        notes,
     )
 
 
@@ -228,7 +277,9 @@ CLAIMS: list[tuple[int, str, str, str, str, Callable]] = [
         "At 3.6% of weights the ticket's accuracy is back near the dense net's",
         "regresses to the original network's performance",
         "text, Section 2 (Figure 3)",
-        "PASS if the mean ticket - dense difference is within +-0.5 pts (our reading of 'near')",
+        "PASS if the mean ticket - dense difference at 3.6% is within +-0.3 pts (the dense net's trial-to-trial "
+        "spread: our reading of 'the original network's performance') and the ticket's mean at 3.6% is more than 0.3 pts below its highest "
+        "mean at a level above 3.6% (it came back down: the peak level itself fails this)",
         _claim3,
     ),
     (
@@ -244,8 +295,10 @@ CLAIMS: list[tuple[int, str, str, str, str, Callable]] = [
         "Reinitialised nets lose accuracy from about 21.1% of weights on, winning tickets only from about 2.9%",
         "reinit drops from 21.1%, tickets from 2.9%",
         "text, Section 2 (Figure 4a right)",
-        f"'loses' = stays more than {LOSS_TOLERANCE * 100:.1f} pts below the dense mean; PASS if each onset is "
-        "within 3 pruning rounds of the paper's level",
+        "onset = the first level from which the mean stays below the dense mean down to the last level run (the "
+        f"paper's 'drops off from the original accuracy'); PASS if each onset is within {ROUND_WINDOW} pruning rounds "
+        "of the paper's level (a ticket still not below at the last level counts as the round after it); "
+        "other readings under the table",
         _claim5,
     ),
     (
@@ -266,10 +319,10 @@ def evaluate_claims(summary: pd.DataFrame, pruning: str = "iterative") -> list[V
         try:
             if fn is not None and pruning != "iterative":  # claims 1-5 are about iterative pruning
                 raise Missing("claims 1-5 need `pruning: iterative`")
-            measured, verdict = fn(g) if fn is not None else _claim6(g, pruning)
+            measured, verdict, *notes = fn(g) if fn is not None else _claim6(g, pruning)
         except Missing as why:
-            measured, verdict = f"not measured: {why}", NOT_RUN
-        out.append(Verdict(claim_id, claim, paper, source, measured, tolerance, verdict))
+            measured, verdict, notes = f"not measured: {why}", NOT_RUN, []
+        out.append(Verdict(claim_id, claim, paper, source, measured, tolerance, verdict, *notes))
     return out
 
 
@@ -294,4 +347,7 @@ def claims_markdown(verdicts: list[Verdict], config: dict | None = None) -> str:
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     counts = {k: sum(v.verdict == k for v in verdicts) for k in (PASS, FAIL, NOT_RUN)}
     lines += ["", f"{counts[PASS]} PASS, {counts[FAIL]} FAIL, {counts[NOT_RUN]} NOT-RUN.", ""]
+    for v in verdicts:
+        if v.notes:
+            lines += [v.notes, ""]
     return "\n".join(lines)

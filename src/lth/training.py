@@ -13,6 +13,13 @@ Two step implementations give the same mathematics:
 Both use Adam through the fused kernel (``FusedAdam``) and re-apply the masks after every optimizer step, so pruned
 weights are exactly zero in every forward pass.
 
+``TrainConfig.kernels`` chooses how the weights are stored and multiplied: ``dense`` (the
+default, and the path that made the committed results) is the above; ``sparse`` keeps only the
+surviving weights of LeNet-300-100 (CSR products, gradients and Adam state at the survivors
+only; see ``lth.sparse``), and writes the dense weight tensors back at the end; ``auto`` takes
+``sparse`` where the job's density (percent of prunable weights remaining) is below
+``AUTO_SPARSE_BELOW_PERCENT``. The CNN (``lenet5``) always uses the dense kernels.
+
 Early stopping follows the paper: the early-stop iteration is the evaluation with the minimum
 validation loss (the first one on ties), and the test accuracy reported for it is the one
 measured at that iteration. With ``patience`` set, training stops after that many evaluations
@@ -32,8 +39,14 @@ from torch import nn
 
 from .data import Split
 from .errors import LTHError
+from .sparse import SparseEvaluator, SparseMLPStep, sparse_layers
 
 EVAL_CHUNK = 1000  # rows per evaluation matmul: faster than one huge batch (cache-friendly)
+KERNELS = ("dense", "sparse", "auto")
+# kernels: auto takes the sparse path below this density (percent of prunable weights remaining).
+# Measured with benchmarks/benchmark.py (one thread, medians, ratios of a job's projected time,
+# sparse / dense, in the same run): see docs/sparse_kernels.md.
+AUTO_SPARSE_BELOW_PERCENT = 30.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,8 @@ class TrainConfig:
     # evaluations that set a new minimum validation loss and at the last one, which keeps the
     # early-stop test accuracy exact and saves two thirds of the evaluation cost.
     test_eval: str = "all"
+    # "dense" (the reference), "sparse" (survivors only, LeNet-300-100) or "auto" (by density).
+    kernels: str = "dense"
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "iterations", "eval_every"):
@@ -61,6 +76,8 @@ class TrainConfig:
             raise LTHError(f"patience={self.patience} must be a positive integer or null")
         if self.test_eval not in ("all", "best"):
             raise LTHError(f"test_eval={self.test_eval!r} must be 'all' or 'best'")
+        if self.kernels not in KERNELS:
+            raise LTHError(f"kernels={self.kernels!r} must be 'dense', 'sparse' or 'auto'")
         if self.save_at is not None and not 0 <= self.save_at <= self.iterations:
             raise LTHError(f"rewind_iteration={self.save_at} must be between 0 and iterations={self.iterations}")
 
@@ -73,6 +90,7 @@ class TrainResult:
     final_train_accuracy: float  # accuracy on the whole training split after the last step
     iterations_run: int
     snapshot: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+    kernel: str = "dense"  # the kernels actually used: "dense" or "sparse"
 
 
 def resolve_device(device: str) -> torch.device:
@@ -220,11 +238,90 @@ class _MLPStep:
         return loss
 
 
-def _make_step(model: nn.Module, batch_size: int, optimizer):
+def _mlp_layers(model: nn.Module) -> list[nn.Linear] | None:
+    """The linear layers of a network made only of them (LeNet-300-100), else None."""
     layers = model.linear_layers() if hasattr(model, "linear_layers") else None
     if layers is not None and len(list(model.parameters())) == 2 * len(layers):
+        return layers
+    return None
+
+
+def _make_step(model: nn.Module, batch_size: int, optimizer):
+    layers = _mlp_layers(model)
+    if layers is not None:
         return _MLPStep(layers, batch_size, optimizer)
     return _AutogradStep(model, batch_size, optimizer)
+
+
+def percent_of_weights_remaining(model: nn.Module, masks: dict[str, torch.Tensor] | None) -> float:
+    """Percent of the linear layers' weights that ``masks`` keeps (100 without masks)."""
+    layers = _mlp_layers(model) or []
+    names = {id(p): n for n, p in model.named_parameters()}
+    total = sum(lyr.weight.numel() for lyr in layers)
+    kept = sum(int(masks[names[id(lyr.weight)]].sum()) if masks and names[id(lyr.weight)] in masks
+               else lyr.weight.numel() for lyr in layers)
+    return 100.0 * kept / total if total else 100.0
+
+
+def select_kernel(kernels: str, model: nn.Module, masks: dict[str, torch.Tensor] | None) -> str:
+    """The kernels a job uses: "dense" or "sparse" (``kernels``: dense, sparse or auto).
+
+    The sparse path exists for networks of linear layers on the CPU (LeNet-300-100); any other
+    network (the CNN) or device trains with the dense kernels whatever ``kernels`` says."""
+    if kernels == "dense" or _mlp_layers(model) is None or next(model.parameters()).device.type != "cpu":
+        return "dense"
+    if kernels == "sparse":
+        return "sparse"
+    return "sparse" if percent_of_weights_remaining(model, masks) < AUTO_SPARSE_BELOW_PERCENT else "dense"
+
+
+class _DenseKernels:
+    """Dense weight tensors, masked after every step: ``_MLPStep`` or autograd, ``evaluate``."""
+
+    name = "dense"
+
+    def __init__(self, model: nn.Module, masker: _Masker, cfg: TrainConfig) -> None:
+        self.model, self.masker = model, masker
+        # The optimizer allocates every .grad up front: the MLP step writes its gradients there.
+        self.optimizer = FusedAdam(model.parameters(), lr=cfg.lr)
+        self._step = _make_step(model, cfg.batch_size, self.optimizer)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        loss = self._step(x, y)
+        self.masker.apply()
+        return loss
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+        return evaluate(self.model, x, y)
+
+    def write_back(self) -> None:
+        """The model's weights are the trained ones already."""
+
+
+class _SparseKernels:
+    """Survivor values only (``lth.sparse``); the model's dense weights are written back on
+    ``write_back`` (before a snapshot and at the end)."""
+
+    name = "sparse"
+
+    def __init__(self, model: nn.Module, masks: dict[str, torch.Tensor] | None, cfg: TrainConfig,
+                 fixed_inputs: tuple[torch.Tensor, ...] = ()) -> None:
+        layers = _mlp_layers(model)
+        names = {id(p): n for n, p in model.named_parameters()}
+        self.layers = sparse_layers(layers, masks, [names[id(lyr.weight)] for lyr in layers])
+        biases = [lyr.bias for lyr in layers]
+        self.optimizer = FusedAdam([lyr.values for lyr in self.layers] + biases, lr=cfg.lr)
+        self._step = SparseMLPStep(self.layers, cfg.batch_size, self.optimizer)
+        self.evaluate = SparseEvaluator(self.layers)
+        for x in fixed_inputs:
+            self.evaluate.add_fixed_input(x)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self._step(x, y)
+
+    def write_back(self) -> None:
+        for lyr in self.layers:
+            lyr.write_back()
 
 
 def train(
@@ -247,9 +344,10 @@ def train(
 
     masker = _Masker(model, masks)
     masker.apply()
-    # The optimizer allocates every .grad up front: the MLP step writes its gradients there.
-    optimizer = FusedAdam(model.parameters(), lr=cfg.lr)
-    step = _make_step(model, cfg.batch_size, optimizer)
+    if select_kernel(cfg.kernels, model, masks) == "sparse":
+        kernels = _SparseKernels(model, masks, cfg, fixed_inputs=(data.val_x, data.test_x))
+    else:
+        kernels = _DenseKernels(model, masker, cfg)
 
     generator = torch.Generator().manual_seed(cfg.data_seed)
     batches_per_epoch = n_train // cfg.batch_size  # the last partial batch of an epoch is dropped
@@ -275,15 +373,15 @@ def train(
         rows = perm[lo : lo + cfg.batch_size]
         torch.index_select(data.train_x, 0, rows, out=batch_x)
         torch.index_select(data.train_y, 0, rows, out=batch_y)
-        running_loss += step(batch_x, batch_y)
-        masker.apply()
+        running_loss += kernels.step(batch_x, batch_y)
         iteration += 1
         since_eval += 1
         if cfg.save_at == iteration:
+            kernels.write_back()
             snapshot = copy.deepcopy(model.state_dict())
         if iteration % cfg.eval_every == 0 or iteration == cfg.iterations:
             model.eval()
-            val_loss, val_acc = evaluate(model, data.val_x, data.val_y)
+            val_loss, val_acc = kernels.evaluate(data.val_x, data.val_y)
             is_best = not curve or val_loss < curve[best_index]["val_loss"]
             if is_best:
                 best_index = len(curve)
@@ -291,7 +389,7 @@ def train(
             is_last = stop or iteration == cfg.iterations
             test_acc = math.nan
             if cfg.test_eval == "all" or is_best or is_last:
-                _, test_acc = evaluate(model, data.test_x, data.test_y)
+                _, test_acc = kernels.evaluate(data.test_x, data.test_y)
             model.train()
             row = {
                 "iteration": iteration,
@@ -310,7 +408,8 @@ def train(
             if stop:
                 break
     model.eval()
-    _, train_acc = evaluate(model, data.train_x, data.train_y)
+    kernels.write_back()
+    _, train_acc = kernels.evaluate(data.train_x, data.train_y)
     return TrainResult(
         curve=curve,
         early_stop=curve[best_index],
@@ -318,4 +417,5 @@ def train(
         final_train_accuracy=train_acc,
         iterations_run=iteration,
         snapshot=snapshot,
+        kernel=kernels.name,
     )

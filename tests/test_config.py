@@ -103,6 +103,9 @@ RELATIONS = [
      "does not include 'reinit'", "expected controls to include 'reinit', or reinit_per_ticket: 1"),
     (["reinit_per_ticket=2", "controls=[random_pruning]"], "config key 'reinit_per_ticket': 2 has no effect",
      "expected controls to include 'reinit'"),
+    # seed + trial: a seed torch takes
+    (["seed=18446744073709551615"], "config key 'seed': 18446744073709551615 is too large for trials=5: trial t "
+     "starts from seed + t", "expected seed <= 18446744073709551611"),
     # rounds against what every layer can still lose (see test_max_rounds_* for the numbers)
     (["rounds=42"], "config key 'rounds': 42 is more than lenet_300_100 can be pruned at prune_rate=0.2, "
      "output_prune_rate=0.1 (layerwise): round 42 would keep 3 of the 30000 weights of fc2.weight, as round 41 "
@@ -144,6 +147,7 @@ def test_relations_the_schema_cannot_express(entries, match, allowed):
     ["rounds=52", "prune_scope=global", "output_prune_rate=0.05"],
     ["rounds=4", "prune_rate=0.9"],
     ["rounds=0", "prune_rate=0.99"],
+    ["seed=18446744073709551611"],               # the last trial's seed is 2**64 - 1
 ])
 def test_relations_at_their_limits_pass(entries):
     checked(*entries)

@@ -125,6 +125,7 @@ def check_relations(config: dict) -> None:
             f"iterations={iterations}; expected rewind_iteration <= {iterations - 1}"
         )
     _check_patience(config)
+    _check_seed(config)
     if config["verify_data"]:
         _check_split_sizes(config)
     if config["reinit_per_ticket"] > 1 and "reinit" not in config["controls"]:
@@ -148,6 +149,18 @@ def _check_patience(config: dict) -> None:
             f"config key 'patience': {patience} can never stop training early: iterations="
             f"{config['iterations']} and eval_every={config['eval_every']} give {evaluations} evaluation(s); "
             f"expected patience <= {evaluations - 1}, or null to train all iterations"
+        )
+
+
+MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed takes seeds up to 0xffff_ffff_ffff_ffff
+
+
+def _check_seed(config: dict) -> None:
+    seed, trials = config["seed"], config["trials"]
+    if seed + trials - 1 > MAX_SEED:
+        raise LTHError(
+            f"config key 'seed': {seed} is too large for trials={trials}: trial t starts from seed + t, and "
+            f"torch takes seeds up to 2**64 - 1; expected seed <= {MAX_SEED - trials + 1}"
         )
 
 
@@ -232,6 +245,7 @@ RELATIONS_DOC = [
     "least `batch_size` training images, i.e. `val_size` + `batch_size` ≤ 60,000. Smaller test data "
     "(`verify_data: false`) is checked when a job loads it.",
     "`reinit_per_ticket` above 1 needs `reinit` in `controls`.",
+    "`seed` + `trials` − 1 (the last trial's seed) must be at most 2^64 − 1, the largest seed torch takes.",
     "`rounds`: every round must still prune every pruning group (each layer with `layerwise`, the "
     "hidden layers together with `global`, and the output layer) and leave it at least one weight; "
     "round *r* keeps round_half_up(*n* · (1 − *p*)^*r*) of a group's *n* weights. At the paper's 20 % / "

@@ -124,6 +124,44 @@ def test_ties_break_deterministically():
     assert int(a["fc3.weight"].sum()) == expected_count(1000, "0.1", 2)
 
 
+def test_ties_keep_the_earlier_positions_layerwise():
+    """Equal magnitudes across the keep threshold: the stable sort keeps the earlier positions
+    (flattened, row-major); the sign does not matter."""
+    fc1 = torch.tensor([[2.0, 1.0, -1.0, 3.0, 1.0], [-1.0, 4.0, 1.0, -1.0, 5.0]])  # six 1s, keep 4 of them
+    fc2 = torch.tensor([[1.0, 1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0, 1.0]])  # all tied, keep 8 of 10
+    fc3 = torch.tensor([[-7.0, 7.0, 7.0, 7.0, -7.0, 7.0, 7.0, 7.0, 7.0, 7.0]])  # output layer: keep 9 of 10
+    w = {"fc1.weight": fc1, "fc2.weight": fc2, "fc3.weight": fc3}
+    masks = MagnitudePruning(PruneConfig(), "fc3.weight").prune(w, dense_masks(w), 1)
+    assert masks["fc1.weight"].flatten().tolist() == [True] * 7 + [False, False, True]
+    assert masks["fc2.weight"].flatten().tolist() == [True] * 8 + [False, False]
+    assert masks["fc3.weight"].flatten().tolist() == [True] * 9 + [False]
+
+
+def test_ties_keep_the_earlier_positions_globally():
+    """One threshold over the hidden layers, concatenated in the model's order: among tied
+    magnitudes, fc1's come before fc2's, and within a layer the earlier position wins."""
+    fc1 = torch.tensor([[5.0, 5.0, 5.0, 5.0, 5.0], [5.0, 5.0, 1.0, 5.0, 5.0]])  # one 1 at position 7
+    fc2 = torch.tensor([[-1.0, 5.0, 1.0, 5.0, 1.0], [5.0, -1.0, 5.0, 1.0, 5.0]])  # 1s at 0, 2, 4, 6, 8
+    fc3 = torch.ones(1, 10)
+    w = {"fc1.weight": fc1, "fc2.weight": fc2, "fc3.weight": fc3}
+    masks = MagnitudePruning(PruneConfig(scope="global"), "fc3.weight").prune(w, dense_masks(w), 1)
+    # 20 hidden weights keep 16: the 14 fives and the first two 1s (fc1[7], then fc2[0]).
+    assert masks["fc1.weight"].flatten().tolist() == [True] * 10
+    assert masks["fc2.weight"].flatten().tolist() == [True, True, False, True, False, True, False, True, False, True]
+    assert masks["fc3.weight"].flatten().tolist() == [True] * 9 + [False]
+
+
+def test_ties_among_survivors_keep_the_earlier_positions_in_later_rounds():
+    """Round 2 from round 1's mask: the pruned weights stay pruned whatever their size, and the
+    tie among survivors breaks by position again."""
+    fc1 = torch.tensor([[9.0, 1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0, 1.0]])
+    w = {"fc1.weight": fc1, "fc3.weight": torch.ones(1, 10)}
+    previous = {"fc1.weight": torch.tensor([[False, True, True, True, True], [True, True, True, False, True]]),
+                "fc3.weight": torch.ones(1, 10, dtype=torch.bool)}
+    masks = MagnitudePruning(PruneConfig(), "fc3.weight").prune(w, previous, 2)  # keeps round(10 * 0.64) = 6
+    assert masks["fc1.weight"].flatten().tolist() == [False] + [True] * 6 + [False] * 3
+
+
 # --- fractions per layer per round -----------------------------------------------------------
 
 

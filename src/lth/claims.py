@@ -298,7 +298,7 @@ CLAIMS: list[tuple[int, str, str, str, str, Callable]] = [
         "onset = the first level from which the mean stays below the dense mean down to the last level run (the "
         f"paper's 'drops off from the original accuracy'); PASS if each onset is within {ROUND_WINDOW} pruning rounds "
         "of the paper's level (a ticket still not below at the last level counts as the round after it); "
-        "other readings under the table",
+        "other readings in a table under this one",
         _claim5,
     ),
     (

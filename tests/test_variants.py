@@ -166,6 +166,32 @@ def test_study_table_averages_replicates_within_a_trial_then_takes_min_and_max()
     assert list(table.columns[:4]) == ["variant", "prune_rate", "experiment", "round"]
 
 
+def _synthetic_summary(rounds: int, controls: bool) -> pd.DataFrame:
+    from lth.pruning import target_remaining
+
+    rows = []
+    for t in range(2):
+        for r in range(rounds + 1):
+            pct = 100 * sum(target_remaining(n, p, r) for n, p in ((235200, 0.2), (30000, 0.2), (1000, 0.1))) / 266200
+            for e in ["ticket"] + (["reinit"] if controls and r > 0 else []):
+                rows.append(dict(experiment=e, replicate=0, trial=t, round=r, percent_remaining=pct,
+                                 early_stop_iteration=1000 + 10 * r, early_stop_test_accuracy=0.98 + 0.0001 * t,
+                                 final_train_accuracy=1.0))
+    return pd.DataFrame(rows)
+
+
+def test_study_claims_take_each_claim_from_the_variant_that_can_measure_it():
+    from lth.studies import study_claims
+
+    variants = {"oneshot": full_config({"pruning": "oneshot"}), "iterative": full_config({})}
+    summaries = {"oneshot": _synthetic_summary(14, False), "iterative": _synthetic_summary(18, True)}
+    verdicts = study_claims(summaries, variants)
+    assert [v.claim_id for v in verdicts] == [1, 2, 3, 4, 5, 6]
+    assert all(v.measured.startswith("[iterative]") for v in verdicts[:5])
+    assert verdicts[5].measured.startswith("[oneshot]") and verdicts[5].verdict != "NOT-RUN"
+    assert all(v.verdict != "NOT-RUN" for v in verdicts)
+
+
 # --- a run, then its variants (small data) --------------------------------------------------------
 
 
@@ -285,6 +311,9 @@ def test_a_study_writes_its_comparison_figure_and_table_with_both_variants(study
     dense = summary[summary["round"] == 0]
     assert dense["early_stop_test_accuracy"].nunique() == 1  # one job, two rows
     assert len(list((study_run["study"] / RUNS).glob("dense_*/trial_0/dense/result.json"))) == 1
+    claims = pd.read_csv(out / "claims.csv")
+    assert claims["claim_id"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert claims["measured"].str.startswith("[rate_0.2]").all()  # the paper's rates first
 
 
 @pytest.mark.workflow

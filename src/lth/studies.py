@@ -114,3 +114,30 @@ def study_table(summary: pd.DataFrame, varied: list[str]) -> pd.DataFrame:
         table[f"{m}_min"] = g[m].min()
         table[f"{m}_max"] = g[m].max()
     return table.reset_index()
+
+
+PAPER_PRUNING = {"prune_rate": 0.2, "output_prune_rate": 0.1, "prune_scope": "layerwise", "rewind_iteration": 0}
+
+
+def study_claims(summaries: dict[str, pd.DataFrame], variants: dict[str, dict]) -> list:
+    """The paper's claims over a study: each claim measured on the first variant that can measure
+    it (claims 1-5 need iterative pruning, claim 6 one-shot), preferring variants that prune as the
+    paper does (20 % / 10 %, layer-wise, reset to theta0). The verdict's ``measured`` names the
+    variant. A claim no variant can measure is NOT-RUN with the first variant's reason."""
+    from .claims import NOT_RUN, evaluate_claims
+
+    def paper_like(name: str) -> bool:
+        return all(variants[name].get(k) == v for k, v in PAPER_PRUNING.items())
+
+    order = sorted(summaries, key=lambda name: not paper_like(name))  # stable: study order otherwise
+    per_variant = {name: evaluate_claims(summaries[name], variants[name]["pruning"]) for name in order}
+    combined = []
+    for i, first in enumerate(per_variant[order[0]]):
+        chosen, variant = first, order[0]
+        for name in order:
+            if per_variant[name][i].verdict != NOT_RUN:
+                chosen, variant = per_variant[name][i], name
+                break
+        chosen.measured = f"[{variant}] {chosen.measured}"
+        combined.append(chosen)
+    return combined

@@ -26,6 +26,14 @@ rule study_aggregate:
             subcategory="{study}",
             labels={"table": "table.csv: mean, min and max over trials"},
         ),
+        claims_csv=report(
+            "results/studies/{study}/claims.csv",
+            caption="../report/study_claims.rst",
+            category="5. Study",
+            subcategory="{study}",
+            labels={"table": "claims.csv: the paper's claims over the variants"},
+        ),
+        claims_md="results/studies/{study}/claims.md",
     log:
         "logs/studies/{study}/aggregate.log",
     conda:
@@ -39,6 +47,7 @@ rule study_aggregate:
         variants={name: {k: c[k] for k in sorted(c)} for name, c in VARIANTS.items()},
         results=_study_inputs("result.json"),
         train={name: train_settings(c) for name, c in VARIANTS.items()},
+        study=lambda wc: wc.study,
     script:
         "../scripts/study_aggregate.py"
 

@@ -41,6 +41,14 @@ figure was measured (``cpu`` for items 5 and 6 in every run).
    lists which of torchvision, pandas, matplotlib, torch._dynamo, scipy, sympy it imported.
 6. peak RSS (VmHWM) of a short training job (a subprocess running ``run_training`` as the
    workflow does, 300 iterations) against a process that only imported torch.
+7. the sparse kernels (``TrainConfig.kernels``, ``lth.sparse``; CPU only, ``--no-sparse`` skips
+   it): per paper level (100, 51.3, 21.1, 7.0, 3.6, 1.9 % remaining; masks from magnitude
+   pruning of the initial weights with ``lth.pruning`` at the paper's rates, so each layer keeps
+   the paper's count) a training step and one evaluation (5K validation + 10K test), dense and
+   sparse, all interleaved, with the ratios sparse / dense (rows ``sparse_step_ms@21.1``, ...);
+   the peak RSS of a job at 100, 21.1 and 1.9 % in each mode; and the paper profile (185 jobs of
+   50K steps + 501 evaluations + the fixed cost of item 5) projected from the measured per-level
+   times, ``kernels: auto`` against dense (``paper_profile_auto_over_dense``).
 
 The MNIST files come from ``--mnist`` (default: $LTH_MNIST_DIR or ../shared/mnist, gzipped or
 not); without them, random IDX files of the same size are written (the timings do not depend
@@ -66,6 +74,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +88,19 @@ from torch import nn  # noqa: E402
 
 from lth.data import FILE_NAMES, load_split, write_idx  # noqa: E402
 from lth.models import init_model  # noqa: E402
-from lth.training import EVAL_CHUNK, FusedAdam, _make_step, _Masker, _MLPStep, evaluate  # noqa: E402
+from lth.pruning import MagnitudePruning, PruneConfig, dense_masks, percent_remaining, target_remaining  # noqa: E402
+from lth.training import (  # noqa: E402
+    AUTO_SPARSE_BELOW_PERCENT,
+    EVAL_CHUNK,
+    FusedAdam,
+    TrainConfig,
+    _DenseKernels,
+    _make_step,
+    _Masker,
+    _MLPStep,
+    _SparseKernels,
+    evaluate,
+)
 
 BATCH = 60
 LR = 1.2e-3
@@ -433,7 +454,268 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
-def main(argv: list[str] | None = None) -> int:
+# --- item 7: the sparse kernels per paper level ----------------------------------------------
+
+# Rounds of the paper's pruning (20 % per round in the hidden layers, 10 % in the output layer)
+# whose levels the table shows: 100, 51.3, 21.1, 7.0, 3.6 and 1.9 % of the weights remaining.
+PAPER_ROUNDS = (0, 3, 7, 12, 15, 18)
+RSS_ROUNDS = (0, 7, 18)
+# The paper profile (config/paper.yaml): 5 trials x 19 ticket levels (rounds 0-18) + 5 x 18
+# reinitialised levels (rounds 1-18); a job is 50K steps and 501 evaluations (val + test).
+PAPER_TRIALS = 5
+PAPER_JOB_ROUNDS = [*range(0, 19), *range(1, 19)]
+PAPER_ITERATIONS = 50_000
+PAPER_EVALUATIONS = 501
+STEP_TARGETS = {"21.1": 1.0, "7.0": 0.40, "1.9": 0.25}
+EVAL_TARGETS = {"100": 0.75, "7.0": 0.40}
+PROFILE_TARGET = 0.65
+
+
+def paper_masks(round_: int) -> dict[str, torch.Tensor] | None:
+    """Masks of round ``round_``: magnitude pruning (lth.pruning, the paper's rates) of the
+    initial weights of seed 0, so each layer keeps exactly the paper's count (None at round 0)."""
+    if round_ == 0:
+        return None
+    model = init_model("lenet_300_100", 0)
+    weights = {n: p.detach() for n, p in model.named_parameters() if n.endswith("weight")}
+    return MagnitudePruning(PruneConfig(), "fc3.weight").prune(weights, dense_masks(weights), round_)
+
+
+def level_label(round_: int) -> str:
+    """The percent of weights remaining after ``round_`` rounds, as the table names it (21.1)."""
+    masks = paper_masks(round_)
+    return "100" if masks is None else f"{percent_remaining(masks):.1f}"
+
+
+class KernelLoop:
+    """``train``'s loop with the kernels object ``train`` builds for ``kernels`` (dense: the
+    ``_MLPStep`` path of ``OursLoop``; sparse: ``lth.sparse``), and its evaluation (5K
+    validation + 10K test images). ``setup_s``: (wall, CPU) seconds to build the kernels."""
+
+    def __init__(self, data, masks, kernels: str) -> None:
+        model = init_model("lenet_300_100", 0)
+        masker = _Masker(model, masks)
+        masker.apply()
+        cfg = TrainConfig(lr=LR, batch_size=BATCH, kernels=kernels)
+        w, c = time.perf_counter(), time.process_time()
+        if kernels == "sparse":
+            self.kernels = _SparseKernels(model, masks, cfg, fixed_inputs=(data.val_x, data.test_x))
+        else:
+            self.kernels = _DenseKernels(model, masker, cfg)
+        self.setup_s = (time.perf_counter() - w, time.process_time() - c)
+        self.data = data
+        self.n = len(data.train_x)
+        self.batches = self.n // BATCH
+        self.generator = torch.Generator().manual_seed(0)
+        self.batch_x = torch.empty((BATCH, *data.train_x.shape[1:]), dtype=data.train_x.dtype)
+        self.batch_y = torch.empty((BATCH,), dtype=data.train_y.dtype)
+        self.iteration = 0
+        self.perm = None
+
+    def run(self, steps: int) -> None:
+        data, bx, by, kernels = self.data, self.batch_x, self.batch_y, self.kernels
+        for _ in range(steps):
+            batch = self.iteration % self.batches
+            if batch == 0:
+                self.perm = torch.randperm(self.n, generator=self.generator)
+            rows = self.perm[batch * BATCH : (batch + 1) * BATCH]
+            torch.index_select(data.train_x, 0, rows, out=bx)
+            torch.index_select(data.train_y, 0, rows, out=by)
+            kernels.step(bx, by)
+            self.iteration += 1
+
+    def evaluate(self, _n: int) -> None:
+        self.kernels.evaluate(self.data.val_x, self.data.val_y)
+        self.kernels.evaluate(self.data.test_x, self.data.test_y)
+
+
+def sparse_levels(run: Run) -> dict[str, dict]:
+    """Item 7: per paper level, a training step and one evaluation, dense and sparse (all
+    interleaved in each repetition), and their ratios. Returns {level: medians and setup}."""
+    loops = {(level_label(r), k): KernelLoop(run.data, paper_masks(r), k)
+             for r in PAPER_ROUNDS for k in ("dense", "sparse")}
+    for loop in loops.values():
+        loop.run(min(20, run.steps))
+        loop.evaluate(1)
+    wall = {key: {"step": [], "eval": []} for key in loops}
+    cpu = {key: {"step": [], "eval": []} for key in loops}
+    for _ in range(run.reps):
+        for key, loop in loops.items():
+            for part, fn, n in (("step", loop.run, run.steps), ("eval", loop.evaluate, 1)):
+                w, c = measure(fn, n)
+                wall[key][part].append(w)
+                cpu[key][part].append(c)
+    levels: dict[str, dict] = {}
+    for level in dict.fromkeys(label for label, _ in loops):
+        m = {(k, part, clock): median(src[(level, k)][part])
+             for k in ("dense", "sparse") for part in ("step", "eval") for clock, src in (("wall", wall), ("cpu", cpu))}
+        for k in ("dense", "sparse"):
+            m[(k, "setup", "wall")], m[(k, "setup", "cpu")] = loops[(level, k)].setup_s
+        levels[level] = m
+        for part, unit_scale, what in (("step", 1e3, f"{run.steps} steps per repetition"),
+                                       ("eval", 1e3, "one evaluation: 5K validation + 10K test images")):
+            for k in ("dense", "sparse"):
+                run.put(f"{k}_{part}_ms@{level}", m[(k, part, "wall")] * unit_scale, "ms", detail=what,
+                        cpu=m[(k, part, "cpu")] * unit_scale)
+            target = (STEP_TARGETS if part == "step" else EVAL_TARGETS).get(level)
+            run.put(f"sparse_over_dense_{part}@{level}", m[("sparse", part, "wall")] / m[("dense", part, "wall")], "x",
+                    detail=f"target <= {target}" if target else "", cpu=m[("sparse", part, "cpu")] / m[("dense", part, "cpu")])
+        run.put(f"sparse_setup_ms@{level}", m[("sparse", "setup", "wall")] * 1e3, "ms", 1,
+                "building the sparse kernels once per job (CSR indices, eval copies)", cpu=m[("sparse", "setup", "cpu")] * 1e3)
+    return levels
+
+
+def job_train_code_at(idx: Path, work: Path, threads: int, iterations: int, round_: int, kernels: str) -> str:
+    """A training job (``run_training``, as the workflow runs it) at a paper level, with ``kernels``."""
+    return JOB_IMPORTS + textwrap.dedent(
+        f"""
+        torch.set_num_threads({threads})
+        from lth.experiment import make_init
+        from lth import checkpoint
+        from lth.models import init_model
+        from lth.pruning import MagnitudePruning, PruneConfig, dense_masks
+        work = {str(work)!r}
+        make_init("lenet_300_100", 0, work + "/init.pt")
+        mask = None
+        if {round_} > 0:
+            w = {{n: p.detach() for n, p in init_model("lenet_300_100", 0).named_parameters() if n.endswith("weight")}}
+            masks = MagnitudePruning(PruneConfig(), "fc3.weight").prune(w, dense_masks(w), {round_})
+            checkpoint.save_masks(work + "/mask.pt", "lenet_300_100", masks)
+            mask = work + "/mask.pt"
+        cfg = TrainConfig(iterations={iterations}, eval_every=100, data_seed=data_seed(0, 0), device="cpu",
+                          kernels={kernels!r})
+        run_training("lenet_300_100", work + "/init.pt", mask, {str(idx)!r}, cfg, {VAL_SIZE}, 0,
+                     work + "/model.pt", work + "/curve.csv", work + "/result.json")
+        """
+    )
+
+
+def sparse_peak_rss(run: Run, sub: dict) -> None:
+    """Item 7: peak RSS of a training job at 100, 21.1 and 1.9 %, dense and sparse kernels."""
+    iters = 100 if run.args.quick else 300
+    for round_ in RSS_ROUNDS:
+        level = level_label(round_)
+        for kernels in ("dense", "sparse"):
+            work = run.tmp / f"rss_{round_}_{kernels}"
+            work.mkdir()
+            rss = run_child(job_train_code_at(run.idx, work, run.args.threads, iters, round_, kernels) + PEAK_SUFFIX)[2]
+            run.put(f"{kernels}_job_peak_rss_mb@{level}", rss, "MB", 1,
+                    f"run_training, kernels={kernels}, {iters} iterations; import torch alone: "
+                    f"{sub['import_torch'][2]:.0f} MB", on="cpu")
+
+
+def paper_densities() -> list[float]:
+    """Percent remaining of each round 0-18 of the paper's rates (per-layer counts, lth.pruning)."""
+    sizes = ((235200, 0.2), (30000, 0.2), (1000, 0.1))
+    total = sum(n for n, _ in sizes)
+    return [100.0 * sum(target_remaining(n, rate, r) for n, rate in sizes) / total for r in range(19)]
+
+
+def paper_projection(run: Run, levels: dict[str, dict], sub: dict) -> None:
+    """Item 7: the paper profile's training time, projected from the measured per-level job
+    times (50K steps + 501 evaluations + the fixed cost of a job + building the kernels),
+    interpolated linearly in density between the measured levels: ``auto`` against dense."""
+    pcts = sorted(float(level) for level in levels)
+    keys = {float(level): level for level in levels}
+    densities = paper_densities()
+    for clock, i in (("wall", 0), ("cpu", 1)):
+        fixed = sub["job_startup"][i]
+
+        def job_s(kernels, pct, _clock=clock, _fixed=fixed):
+            def at(part):
+                ys = [levels[keys[p]][(kernels, part, _clock)] for p in pcts]
+                return float(np.interp(pct, pcts, ys))
+            return _fixed + at("setup") + PAPER_ITERATIONS * at("step") + PAPER_EVALUATIONS * at("eval")
+
+        totals = {"dense": 0.0, "sparse": 0.0, "auto": 0.0, "best": 0.0}
+        for r in PAPER_JOB_ROUNDS:
+            pct = densities[r]
+            d, s = job_s("dense", pct), job_s("sparse", pct)
+            totals["dense"] += PAPER_TRIALS * d
+            totals["sparse"] += PAPER_TRIALS * s
+            totals["auto"] += PAPER_TRIALS * (s if pct < AUTO_SPARSE_BELOW_PERCENT else d)
+            totals["best"] += PAPER_TRIALS * min(d, s)
+        levels[f"_totals_{clock}"] = totals
+    tw, tc = levels["_totals_wall"], levels["_totals_cpu"]
+    n_jobs = PAPER_TRIALS * len(PAPER_JOB_ROUNDS)
+    for k in ("dense", "sparse", "auto"):
+        run.put(f"paper_profile_{k}_s", tw[k], "s", 1, f"{n_jobs} jobs, projected (one thread per job, summed)",
+                cpu=tc[k])
+    run.put("paper_profile_auto_over_dense", tw["auto"] / tw["dense"], "x", 1,
+            f"kernels=auto (sparse below {AUTO_SPARSE_BELOW_PERCENT:g} %) / dense; target <= {PROFILE_TARGET}",
+            cpu=tc["auto"] / tc["dense"])
+    run.put("paper_profile_best_over_dense", tw["best"] / tw["dense"], "x", 1,
+            "the faster kernels at every level (an upper bound for any crossover)", cpu=tc["best"] / tc["dense"])
+    # The crossover the run measured: the highest density below which sparse jobs are faster.
+    for clock in ("wall", "cpu"):
+        faster = [p for p in pcts if levels[keys[p]][("sparse", "step", clock)] * PAPER_ITERATIONS
+                  + levels[keys[p]][("sparse", "eval", clock)] * PAPER_EVALUATIONS
+                  < levels[keys[p]][("dense", "step", clock)] * PAPER_ITERATIONS
+                  + levels[keys[p]][("dense", "eval", clock)] * PAPER_EVALUATIONS]
+        below = [p for p in pcts if all(q in faster for q in pcts if q <= p)]
+        levels[f"_crossover_{clock}"] = max(below) if below else 0.0
+    run.put("sparse_faster_up_to_percent", levels["_crossover_wall"], "%", 1,
+            f"highest measured level at and below which sparse jobs are faster; auto's crossover: "
+            f"{AUTO_SPARSE_BELOW_PERCENT:g} %", cpu=levels["_crossover_cpu"])
+
+
+def print_sparse_table(rows: list[dict]) -> None:
+    """The table of item 7 (wall / CPU time, ratios sparse over dense)."""
+    r = {row["metric"]: row for row in rows}
+    levels = [row["metric"].split("@")[1] for row in rows if row["metric"].startswith("dense_step_ms@")]
+    print("\nsparse kernels per paper level (ms; wall / CPU time; ratios sparse / dense)")
+    print(f"{'remaining %':>11} | {'step dense':>13} {'step sparse':>13} {'ratio':>11} | "
+          f"{'eval dense':>13} {'eval sparse':>13} {'ratio':>11}")
+
+    def pair(name, fmt):
+        return f"{format(r[name]['value'], fmt)} / {format(r[name]['value_cpu'], fmt)}"
+
+    for lv in levels:
+        print(f"{lv:>11} | {pair(f'dense_step_ms@{lv}', '.3f'):>13} {pair(f'sparse_step_ms@{lv}', '.3f'):>13} "
+              f"{pair(f'sparse_over_dense_step@{lv}', '.2f'):>11} | {pair(f'dense_eval_ms@{lv}', '.0f'):>13} "
+              f"{pair(f'sparse_eval_ms@{lv}', '.0f'):>13} {pair(f'sparse_over_dense_eval@{lv}', '.2f'):>11}")
+    print(f"paper profile, auto / dense: {pair('paper_profile_auto_over_dense', '.3f')} "
+          f"(target <= {PROFILE_TARGET}); best per level: {pair('paper_profile_best_over_dense', '.3f')}")
+
+
+# --- the run: a sequence of named steps ----------------------------------------------------
+
+
+@dataclass
+class Run:
+    """What the steps of one benchmark run share: the options, the data, and the CSV rows."""
+
+    args: argparse.Namespace
+    device: torch.device
+    reps: int
+    steps: int
+    sub_reps: int
+    tmp: Path
+    idx: Path
+    tv_root: Path
+    what: str
+    data: object = None
+    rows: list[dict] = field(default_factory=list)
+
+    @property
+    def gpu(self) -> bool:
+        return self.device.type == "cuda"
+
+    def put(self, metric, value, unit, n=None, detail="", cpu="", on=None):
+        self.rows.append({"metric": metric, "value": value, "value_cpu": cpu, "unit": unit,
+                          "reps": self.reps if n is None else n, "detail": detail,
+                          "device": self.device.type if on is None else on})
+
+    def put_dev(self, metric, value, unit, n=None, detail="", cpu=""):
+        """A figure of items 1-4, measured on ``device``: no CPU-time figure on a GPU (see the docstring)."""
+        self.put(metric, value, unit, n, detail, "" if self.gpu else cpu)
+
+    def on_cpu(self, detail):
+        """Items 5 and 6 are CPU processes in every run: say so where the rest ran on a GPU."""
+        return (f"{detail} [CPU process]" if detail else "[CPU process]") if self.gpu else detail
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as a training job)")
     ap.add_argument("--reps", type=int, default=None, help="repetitions per figure (default 9; --quick: 1)")
@@ -445,203 +727,239 @@ def main(argv: list[str] | None = None) -> int:
                     help="instead: torch.profiler tables of our step, the bound and one evaluation (CPU only)")
     ap.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
                     help="where items 1-4 run (default cpu; auto: cuda where available)")
-    args = ap.parse_args(argv)
-    device = resolve_device(args.device)
-    gpu = device.type == "cuda"
-    if args.profile:
-        if gpu:
-            raise SystemExit("benchmark.py: error: --profile measures the CPU only; run it without --device cuda")
-        return profile(args)
-    reps = args.reps or (1 if args.quick else 9)
-    steps = args.steps or (30 if args.quick else 200)
-    sub_reps = 1 if args.quick else 3
-    torch.set_num_threads(args.threads)
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = args.out or ROOT / "benchmarks" / "results" / f"{stamp}.csv"
-    rows: list[dict] = []
+    ap.add_argument("--no-sparse", action="store_true", help="skip item 7 (the sparse kernels per paper level)")
+    return ap.parse_args(argv)
 
-    def put(metric, value, unit, n=reps, detail="", cpu="", on=device.type):
-        rows.append({"metric": metric, "value": value, "value_cpu": cpu, "unit": unit, "reps": n, "detail": detail,
-                     "device": on})
 
-    def put_dev(metric, value, unit, n=reps, detail="", cpu=""):
-        """A figure of items 1-4, measured on ``device``: no CPU-time figure on a GPU (see the docstring)."""
-        put(metric, value, unit, n, detail, "" if gpu else cpu)
+def check_loop(run: Run) -> dict:
+    """``ours_loop_equals_train``: the timed loop computes what ``train`` computes. Returns the masks used."""
+    masks20 = sparse_masks(init_model("lenet_300_100", 0), REMAINING)
+    same = check_against_train(run.data, masks20, 30, run.device)
+    run.put("ours_loop_equals_train", str(same), "bool", 1, "the timed loop gives train()'s weights (30 steps)")
+    if not same:
+        print("warning: the benchmark's loop no longer computes what lth.training.train computes")
+    return masks20
 
-    def on_cpu(detail):
-        """Items 5 and 6 are CPU processes in every run: say so where the rest ran on a GPU."""
-        return (f"{detail} [CPU process]" if detail else "[CPU process]") if gpu else detail
 
-    started = time.perf_counter()
-    load_start = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory(prefix="lth-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        idx, tv_root, what = prepare_data(args.mnist or default_mnist_dir(), tmp)
-        print(f"data: {what}; torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} CPUs, "
-              f"load average {load_start:.2f}; medians of {reps} repetitions of {steps} steps")
-        if gpu:
-            print(f"device: {torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda}) for items 1-4; "
-                  f"CPU-time column empty for them (a process waiting on the GPU)")
-        data = load_split(idx, VAL_SIZE, 0).to(device)
-        masks20 = sparse_masks(init_model("lenet_300_100", 0), REMAINING)
-        same = check_against_train(data, masks20, 30, device)
-        put("ours_loop_equals_train", str(same), "bool", 1, "the timed loop gives train()'s weights (30 steps)")
-        if not same:
-            print("warning: the benchmark's loop no longer computes what lth.training.train computes")
+def gpu_memory(run: Run, masks20) -> None:
+    """Peak GPU memory of our loop (20 % remaining) and one evaluation, the split already there."""
+    device, data = run.device, run.data
+    gc.collect()  # check_against_train's models and buffers
+    sync(device)
+    split_bytes = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    probe = OursLoop(data, masks20, device=device)
+    probe.run(run.steps)
+    probe.model.eval()
+    evaluate(probe.model, data.val_x, data.val_y)
+    evaluate(probe.model, data.test_x, data.test_y)
+    sync(device)
+    peak = torch.cuda.max_memory_allocated(device)
+    del probe
+    run.put("gpu_split_mb", split_bytes / 2**20, "MB", 1, "MNIST split on the device (allocated before the loop)")
+    run.put("gpu_peak_allocated_mb", peak / 2**20, "MB", 1,
+            f"torch.cuda.max_memory_allocated: split + our loop (20% remaining, {run.steps} steps) + one evaluation")
+    run.put("gpu_peak_minus_split_mb", (peak - split_bytes) / 2**20, "MB", 1, "our loop and evaluation alone")
 
-        if gpu:  # peak GPU memory of our loop (20 % remaining) and one evaluation, the split already there
-            gc.collect()  # check_against_train's models and buffers
-            sync(device)
-            split_bytes = torch.cuda.memory_allocated(device)
-            torch.cuda.reset_peak_memory_stats(device)
-            probe = OursLoop(data, masks20, device=device)
-            probe.run(steps)
-            probe.model.eval()
-            evaluate(probe.model, data.val_x, data.val_y)
-            evaluate(probe.model, data.test_x, data.test_y)
-            sync(device)
-            peak = torch.cuda.max_memory_allocated(device)
-            del probe
-            put("gpu_split_mb", split_bytes / 2**20, "MB", 1, "MNIST split on the device (allocated before the loop)")
-            put("gpu_peak_allocated_mb", peak / 2**20, "MB", 1,
-                f"torch.cuda.max_memory_allocated: split + our loop (20% remaining, {steps} steps) + one evaluation")
-            put("gpu_peak_minus_split_mb", (peak - split_bytes) / 2**20, "MB", 1, "our loop and evaluation alone")
 
-        # --- 1-4: in-process, interleaved -------------------------------------------------
-        dense = OursLoop(data, None, device=device)
-        loops = {
-            "ours_dense": dense,
-            "ours_sparse20": OursLoop(data, masks20, device=device),
-            "usual": UsualLoop(tv_root, device),
-            "usual_inmemory": InMemoryLoop(data, device),
-            "bound": BoundLoop(data, device),
-        }
-        usual_steps = max(10, steps // 4)  # the usual way is slow: fewer steps, same repetitions
-        n_steps = {k: usual_steps if k == "usual" else steps for k in loops}
-        # Warm-up: allocator, MKL, the DataLoader's iterator; on a GPU also the CUDA context,
-        # cuBLAS handles and the lazily loaded kernels (evaluation's too).
-        for loop in loops.values():
-            loop.run(min(20, steps))
+def time_in_process(run: Run, masks20) -> tuple[dict, dict, dict]:
+    """Items 1-4, interleaved: (median wall s, median CPU s, steps per repetition) per name."""
+    device, data, steps = run.device, run.data, run.steps
+    dense = OursLoop(data, None, device=device)
+    loops = {
+        "ours_dense": dense,
+        "ours_sparse20": OursLoop(data, masks20, device=device),
+        "usual": UsualLoop(run.tv_root, device),
+        "usual_inmemory": InMemoryLoop(data, device),
+        "bound": BoundLoop(data, device),
+    }
+    usual_steps = max(10, steps // 4)  # the usual way is slow: fewer steps, same repetitions
+    n_steps = {k: usual_steps if k == "usual" else steps for k in loops}
+    # Warm-up: allocator, MKL, the DataLoader's iterator; on a GPU also the CUDA context,
+    # cuBLAS handles and the lazily loaded kernels (evaluation's too).
+    for loop in loops.values():
+        loop.run(min(20, steps))
 
-        def eval_val(_n):
-            evaluate(dense.model, data.val_x, data.val_y)
+    def eval_val(_n):
+        evaluate(dense.model, data.val_x, data.val_y)
 
-        def eval_test(_n):
-            evaluate(dense.model, data.test_x, data.test_y)
+    def eval_test(_n):
+        evaluate(dense.model, data.test_x, data.test_y)
 
+    dense.model.eval()
+    eval_val(1)
+    eval_test(1)
+    dense.model.train()
+    sync(device)
+    wall: dict[str, list[float]] = {k: [] for k in [*loops, "eval_val", "eval_test"]}
+    cpu: dict[str, list[float]] = {k: [] for k in wall}
+    for _ in range(run.reps):
+        for name, loop in loops.items():
+            w, c = measure(loop.run, n_steps[name], device)
+            wall[name].append(w)
+            cpu[name].append(c)
         dense.model.eval()
-        eval_val(1)
-        eval_test(1)
+        for name, fn in (("eval_val", eval_val), ("eval_test", eval_test)):
+            w, c = measure(fn, 1, device)
+            wall[name].append(w)
+            cpu[name].append(c)
         dense.model.train()
-        sync(device)
-        wall: dict[str, list[float]] = {k: [] for k in [*loops, "eval_val", "eval_test"]}
-        cpu: dict[str, list[float]] = {k: [] for k in wall}
+    mw = {k: median(v) for k, v in wall.items()}
+    # On a GPU the CPU-time figures are not written (put_dev); stand-ins keep the arithmetic safe.
+    mc = mw if run.gpu else {k: median(v) for k, v in cpu.items()}
+    return mw, mc, n_steps
 
-        for _ in range(reps):
-            for name, loop in loops.items():
-                w, c = measure(loop.run, n_steps[name], device)
-                wall[name].append(w)
-                cpu[name].append(c)
-            dense.model.eval()
-            for name, fn in (("eval_val", eval_val), ("eval_test", eval_test)):
-                w, c = measure(fn, 1, device)
-                wall[name].append(w)
-                cpu[name].append(c)
-            dense.model.train()
-        mw = {k: median(v) for k, v in wall.items()}
-        # On a GPU the CPU-time figures are not written (put_dev); stand-ins keep the arithmetic safe.
-        mc = mw if gpu else {k: median(v) for k, v in cpu.items()}
 
-        for name in loops:
-            put_dev(f"{name}_step_ms", mw[name] * 1e3, "ms", detail=f"{n_steps[name]} steps per repetition",
-                cpu=mc[name] * 1e3)
-        for name in loops:
-            put_dev(f"{name}_steps_per_s", 1 / mw[name], "steps/s", cpu=1 / mc[name])
-        for name in ("ours_dense", "ours_sparse20"):
-            put_dev(f"ratio_{name}_over_usual", mw["usual"] / mw[name], "x", detail="steps/s ratio; target >= 4",
-                cpu=mc["usual"] / mc[name])
-            put_dev(f"ratio_{name}_over_bound", mw["bound"] / mw[name], "x", detail="steps/s ratio; target >= 0.8",
-                cpu=mc["bound"] / mc[name])
-        for name in ("usual", "usual_inmemory"):
-            put_dev(f"ratio_{name}_over_bound", mw["bound"] / mw[name], "x", cpu=mc["bound"] / mc[name])
-        put_dev("eval_val_ms", mw["eval_val"] * 1e3, "ms", detail=f"{len(data.val_x)} images, chunks of {EVAL_CHUNK}",
-            cpu=mc["eval_val"] * 1e3)
-        put_dev("eval_test_ms", mw["eval_test"] * 1e3, "ms", detail=f"{len(data.test_x)} images, chunks of {EVAL_CHUNK}",
-            cpu=mc["eval_test"] * 1e3)
-        hw, hc = EVAL_EVERY * mw["ours_dense"], EVAL_EVERY * mc["ours_dense"]
-        put_dev("eval_all_over_100_steps", (mw["eval_val"] + mw["eval_test"]) / hw, "x",
-            detail="test_eval=all: val + test per evaluation; target <= 0.25",
-            cpu=(mc["eval_val"] + mc["eval_test"]) / hc)
-        put_dev("eval_best_over_100_steps", mw["eval_val"] / hw, "x",
-            detail="test_eval=best: val only (+ test at a new minimum)", cpu=mc["eval_val"] / hc)
+def put_step_rows(run: Run, mw: dict, mc: dict, n_steps: dict) -> None:
+    """Items 1-3: time per step, steps per second, and the ratios against the usual way and the bound."""
+    loops = [k for k in n_steps]
+    for name in loops:
+        run.put_dev(f"{name}_step_ms", mw[name] * 1e3, "ms", detail=f"{n_steps[name]} steps per repetition",
+                    cpu=mc[name] * 1e3)
+    for name in loops:
+        run.put_dev(f"{name}_steps_per_s", 1 / mw[name], "steps/s", cpu=1 / mc[name])
+    for name in ("ours_dense", "ours_sparse20"):
+        run.put_dev(f"ratio_{name}_over_usual", mw["usual"] / mw[name], "x", detail="steps/s ratio; target >= 4",
+                    cpu=mc["usual"] / mc[name])
+        run.put_dev(f"ratio_{name}_over_bound", mw["bound"] / mw[name], "x", detail="steps/s ratio; target >= 0.8",
+                    cpu=mc["bound"] / mc[name])
+    for name in ("usual", "usual_inmemory"):
+        run.put_dev(f"ratio_{name}_over_bound", mw["bound"] / mw[name], "x", cpu=mc["bound"] / mc[name])
 
-        # --- 5: fixed cost per job; 6: peak RSS ---------------------------------------------
-        sub: dict[str, list[tuple[float, float, float]]] = {"python": [], "import_torch": [], "job_startup": []}
-        heavy = "?"
-        for _ in range(sub_reps):  # interleaved, as above
-            sub["python"].append(run_child("pass")[:3])
-            sub["import_torch"].append(run_child("import torch" + PEAK_SUFFIX)[:3])
-            w, c, r, o = run_child(job_startup_code(idx, args.threads))
-            sub["job_startup"].append((w, c, r))
-            heavy = next((ln[6:] for ln in o.splitlines() if ln.startswith("HEAVY=")), "?")
 
-        def med(key, i):
-            return median([t[i] for t in sub[key]])
+def put_eval_rows(run: Run, mw: dict, mc: dict) -> None:
+    """Item 4: one evaluation, and its cost against the 100 steps it follows."""
+    data = run.data
+    run.put_dev("eval_val_ms", mw["eval_val"] * 1e3, "ms", detail=f"{len(data.val_x)} images, chunks of {EVAL_CHUNK}",
+                cpu=mc["eval_val"] * 1e3)
+    run.put_dev("eval_test_ms", mw["eval_test"] * 1e3, "ms",
+                detail=f"{len(data.test_x)} images, chunks of {EVAL_CHUNK}", cpu=mc["eval_test"] * 1e3)
+    hw, hc = EVAL_EVERY * mw["ours_dense"], EVAL_EVERY * mc["ours_dense"]
+    run.put_dev("eval_all_over_100_steps", (mw["eval_val"] + mw["eval_test"]) / hw, "x",
+                detail="test_eval=all: val + test per evaluation; target <= 0.25",
+                cpu=(mc["eval_val"] + mc["eval_test"]) / hc)
+    run.put_dev("eval_best_over_100_steps", mw["eval_val"] / hw, "x",
+                detail="test_eval=best: val only (+ test at a new minimum)", cpu=mc["eval_val"] / hc)
 
-        put("python_start_s", med("python", 0), "s", sub_reps, on_cpu("python -c pass"), cpu=med("python", 1),
-            on="cpu")
-        put("import_torch_s", med("import_torch", 0), "s", sub_reps, on_cpu("python -c 'import torch'"),
+
+def fixed_cost(run: Run) -> dict:
+    """Item 5: a job's fixed cost (fresh processes, interleaved). Returns {name: [(wall, CPU, RSS)]}."""
+    sub: dict[str, list[tuple[float, float, float]]] = {"python": [], "import_torch": [], "job_startup": []}
+    heavy = "?"
+    for _ in range(run.sub_reps):  # interleaved, as above
+        sub["python"].append(run_child("pass")[:3])
+        sub["import_torch"].append(run_child("import torch" + PEAK_SUFFIX)[:3])
+        w, c, r, o = run_child(job_startup_code(run.idx, run.args.threads))
+        sub["job_startup"].append((w, c, r))
+        heavy = next((ln[6:] for ln in o.splitlines() if ln.startswith("HEAVY=")), "?")
+
+    def med(key, i):
+        return median([t[i] for t in sub[key]])
+
+    n, on_cpu = run.sub_reps, run.on_cpu
+    run.put("python_start_s", med("python", 0), "s", n, on_cpu("python -c pass"), cpu=med("python", 1), on="cpu")
+    run.put("import_torch_s", med("import_torch", 0), "s", n, on_cpu("python -c 'import torch'"),
             cpu=med("import_torch", 1), on="cpu")
-        put("job_fixed_cost_s", med("job_startup", 0), "s", sub_reps,
+    run.put("job_fixed_cost_s", med("job_startup", 0), "s", n,
             on_cpu("process start + Snakemake preamble + lth imports + load_split; target <= 3"),
             cpu=med("job_startup", 1), on="cpu")
-        put("job_fixed_cost_minus_import_torch_s", med("job_startup", 0) - med("import_torch", 0), "s", sub_reps,
+    run.put("job_fixed_cost_minus_import_torch_s", med("job_startup", 0) - med("import_torch", 0), "s", n,
             on_cpu(""), cpu=med("job_startup", 1) - med("import_torch", 1), on="cpu")
-        put("job_heavy_imports", heavy or "none", "modules", sub_reps,
+    run.put("job_heavy_imports", heavy or "none", "modules", n,
             on_cpu(f"which of {'/'.join(HEAVY_MODULES)} a training job imports"), on="cpu")
+    return {k: (med(k, 0), med(k, 1), med(k, 2)) for k in sub}
 
-        iters = 100 if args.quick else 300
-        n_rss = max(1, sub_reps - 1)
-        job_rss = []
-        for i in range(n_rss):
-            work = tmp / f"job{i}"
-            work.mkdir()
-            job_rss.append(run_child(job_train_code(idx, work, args.threads, iters) + PEAK_SUFFIX)[2])
-        put("import_torch_peak_rss_mb", med("import_torch", 2), "MB", sub_reps, on_cpu("python -c 'import torch'"),
+
+def peak_rss(run: Run, sub: dict) -> None:
+    """Item 6: peak RSS of a short training job against a process that only imported torch."""
+    iters = 100 if run.args.quick else 300
+    n_rss = max(1, run.sub_reps - 1)
+    job_rss = []
+    for i in range(n_rss):
+        work = run.tmp / f"job{i}"
+        work.mkdir()
+        job_rss.append(run_child(job_train_code(run.idx, work, run.args.threads, iters) + PEAK_SUFFIX)[2])
+    run.put("import_torch_peak_rss_mb", sub["import_torch"][2], "MB", run.sub_reps, run.on_cpu("python -c 'import torch'"),
             on="cpu")
-        put("job_peak_rss_mb", median(job_rss), "MB", n_rss,
-            on_cpu(f"run_training, 20% remaining, {iters} iterations, with a job's imports"), on="cpu")
-        put("job_rss_minus_import_torch_mb", median(job_rss) - med("import_torch", 2), "MB", n_rss,
-            on_cpu("target <= 400"), on="cpu")
+    run.put("job_peak_rss_mb", median(job_rss), "MB", n_rss,
+            run.on_cpu(f"run_training, 20% remaining, {iters} iterations, with a job's imports"), on="cpu")
+    run.put("job_rss_minus_import_torch_mb", median(job_rss) - sub["import_torch"][2], "MB", n_rss,
+            run.on_cpu("target <= 400"), on="cpu")
 
+
+def put_meta(run: Run, started: float, load_start: float, stamp: str) -> float:
     elapsed = time.perf_counter() - started
     meta = {
         "timestamp": stamp,
         "host": platform.node(),
         "cpu": _cpu_model(),
         "cpus": os.cpu_count(),
-        "threads": args.threads,
+        "threads": run.args.threads,
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "data": what,
+        "data": run.what,
         "load_average_start": round(load_start, 2),
         "load_average_end": round(os.getloadavg()[0], 2),
         "elapsed_s": round(elapsed, 1),
-        "quick": args.quick,
+        "quick": run.args.quick,
     }
-    if gpu:  # only on a GPU run: the CPU run's meta rows stay as they were
-        meta["gpu"] = torch.cuda.get_device_name(device)
+    if run.gpu:  # only on a GPU run: the CPU run's meta rows stay as they were
+        meta["gpu"] = torch.cuda.get_device_name(run.device)
         meta["torch_cuda"] = torch.version.cuda
     for k, v in meta.items():
-        put(f"meta_{k}", v, "", 1)
+        run.put(f"meta_{k}", v, "", 1)
+    return elapsed
 
-    print_table(rows, gpu)
+
+def write_csv(rows: list[dict], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, lineterminator="\n")
         w.writeheader()
         for row in rows:
             w.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    device = resolve_device(args.device)
+    if args.profile:
+        if device.type == "cuda":
+            raise SystemExit("benchmark.py: error: --profile measures the CPU only; run it without --device cuda")
+        return profile(args)
+    torch.set_num_threads(args.threads)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = args.out or ROOT / "benchmarks" / "results" / f"{stamp}.csv"
+    started = time.perf_counter()
+    load_start = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="lth-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        idx, tv_root, what = prepare_data(args.mnist or default_mnist_dir(), tmp)
+        run = Run(args, device, reps=args.reps or (1 if args.quick else 9), steps=args.steps or (30 if args.quick else 200),
+                  sub_reps=1 if args.quick else 3, tmp=tmp, idx=idx, tv_root=tv_root, what=what)
+        print(f"data: {what}; torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} CPUs, "
+              f"load average {load_start:.2f}; medians of {run.reps} repetitions of {run.steps} steps")
+        if run.gpu:
+            print(f"device: {torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda}) for items 1-4; "
+                  f"CPU-time column empty for them (a process waiting on the GPU)")
+        run.data = load_split(idx, VAL_SIZE, 0).to(device)
+        masks20 = check_loop(run)
+        if run.gpu:
+            gpu_memory(run, masks20)
+        mw, mc, n_steps = time_in_process(run, masks20)  # items 1-4
+        put_step_rows(run, mw, mc, n_steps)
+        put_eval_rows(run, mw, mc)
+        sub = fixed_cost(run)  # item 5
+        peak_rss(run, sub)  # item 6
+        if not run.gpu and not args.no_sparse:  # item 7: the sparse kernels are CPU kernels
+            levels = sparse_levels(run)
+            sparse_peak_rss(run, sub)
+            paper_projection(run, levels, sub)
+    elapsed = put_meta(run, started, load_start, stamp)
+    print_table(run.rows, run.gpu)
+    write_csv(run.rows, out)
+    if not run.gpu and not args.no_sparse:
+        print_sparse_table(run.rows)
     print(f"wrote {out} ({elapsed:.0f} s)")
     return 0
 

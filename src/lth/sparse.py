@@ -48,12 +48,17 @@ from torch import nn
 # 0.45-0.6 ms dense; the sampled weight gradient 1.06 / 0.35 / 0.13 ms against 0.4-0.5 ms for the
 # dense gradient; the transposed input gradient (layer 2, 100 x 300) 0.10 / 0.04 / 0.03 ms
 # against 0.07-0.1 ms dense.
-FORWARD_CSR_BELOW = 0.17
-WEIGHT_GRAD_CSR_BELOW = 0.09
-INPUT_GRAD_CSR_BELOW = 0.15
-# Evaluation, layer 1 on a chunk of 1000 images: the weights' CSR form is faster than the
-# images' CSR form below this density; layers 2 and 3 use CSR below FORWARD_CSR_BELOW.
-EVAL_WEIGHT_CSR_BELOW = 0.12
+FORWARD_CSR_BELOW = 0.2
+WEIGHT_GRAD_CSR_BELOW = 0.15
+INPUT_GRAD_CSR_BELOW = 0.2
+# A layer this small (the output layer, 10 x 100) takes CSR products at every density: its
+# products cost about the same either way, and the dense scratch copy adds two index operations.
+SMALL_LAYER = 4096
+# Evaluation, layer 1 on a chunk of 1000 images (CPU time, one thread): the images' CSR form
+# (X_csr W^T) took 8.8 ms against 12.1 ms dense at 100 %, and about as much as dense at 21 %;
+# the weights' CSR form on a pre-transposed chunk (W_csr X^T) 9.7 / 1.3 ms at 7 / 1.9 %,
+# 25 ms at 21 %. Layers 2 and 3 use CSR below FORWARD_CSR_BELOW.
+EVAL_WEIGHT_CSR_BELOW = 0.10
 EVAL_CHUNK = 1000
 
 
@@ -66,7 +71,9 @@ class LayerPlan:
     input_grad: bool
 
     @classmethod
-    def for_density(cls, density: float) -> LayerPlan:
+    def for_layer(cls, density: float, size: int) -> LayerPlan:
+        if size <= SMALL_LAYER:
+            return cls.all_csr()
         return cls(density < FORWARD_CSR_BELOW, density < WEIGHT_GRAD_CSR_BELOW, density < INPUT_GRAD_CSR_BELOW)
 
     @classmethod
@@ -111,7 +118,7 @@ class SparseLinear:
         self.nnz = self.flat.numel()
         self.density = self.nnz / weight.numel()
         self.full = self.nnz == weight.numel()
-        self.plan = plan or LayerPlan.for_density(self.density)
+        self.plan = plan or LayerPlan.for_layer(self.density, weight.numel())
         self.values = weight.flatten()[self.flat].clone()
         self.values.grad = torch.zeros_like(self.values)
         rows = torch.div(self.flat, self.in_features, rounding_mode="floor")
@@ -225,46 +232,51 @@ def _csr_int32(x: torch.Tensor) -> torch.Tensor:
 class SparseEvaluator:
     """(mean cross-entropy loss, accuracy) over a split, from the survivor values, in chunks.
 
-    ``add_fixed_input(x)`` makes a CSR copy of a split that is evaluated again and again (the
-    validation and test images): where the first layer is dense enough, its product then runs
-    over the images' nonzero pixels only."""
+    ``add_fixed_input(x)`` prepares a split that is evaluated again and again (the validation
+    and test images), once per job: where the first layer keeps ``EVAL_WEIGHT_CSR_BELOW`` of its
+    weights or more, a CSR copy of the images (its product runs over the nonzero pixels only);
+    below, transposed copies of its chunks, the dense right operand of the weights' CSR form."""
 
     def __init__(self, layers: list[SparseLinear], input_csr: bool = True) -> None:
         self.layers = layers
         self.input_csr = input_csr
+        self.weight_csr_first = layers[0].density < EVAL_WEIGHT_CSR_BELOW
+        self.csr_later = [lyr.density < FORWARD_CSR_BELOW or lyr.values.numel() <= SMALL_LAYER for lyr in layers]
         self._fixed: list[tuple[torch.Tensor, list[torch.Tensor]]] = []
 
     def add_fixed_input(self, x: torch.Tensor) -> None:
-        if self.input_csr and self.layers[0].density >= EVAL_WEIGHT_CSR_BELOW:
+        if self.weight_csr_first:
+            chunks = [x[s : s + EVAL_CHUNK].t().contiguous() for s in range(0, len(x), EVAL_CHUNK)]
+        elif self.input_csr:
             chunks = [_csr_int32(x[s : s + EVAL_CHUNK]) for s in range(0, len(x), EVAL_CHUNK)]
-            self._fixed.append((x, chunks))
+        else:
+            return
+        self._fixed.append((x, chunks))
 
-    def _chunks_of(self, x: torch.Tensor):
+    def _chunks_of(self, x: torch.Tensor) -> list[torch.Tensor] | None:
         return next((chunks for fixed, chunks in self._fixed if fixed is x), None)
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
         layers = self.layers
-        use_csr = [lyr.density < (EVAL_WEIGHT_CSR_BELOW if i == 0 else FORWARD_CSR_BELOW) for i, lyr in enumerate(layers)]
-        dense = [None if c else lyr.dense_weight() for c, lyr in zip(use_csr, layers)]
-        # Products with the images' CSR form want W^T contiguous (784 x 300).
-        x_chunks = self._chunks_of(x) if not use_csr[0] else None
-        w1_t = dense[0].t().contiguous() if x_chunks is not None else None
+        prepared = self._chunks_of(x)
+        w1_t = None if self.weight_csr_first else layers[0].dense_weight().t().contiguous()
+        dense = [None if csr else lyr.dense_weight() for csr, lyr in zip(self.csr_later, layers)]
         biases = [lyr.layer.bias.detach() for lyr in layers]
         loss = torch.zeros((), dtype=torch.float64, device=x.device)
         correct = torch.zeros((), dtype=torch.int64, device=x.device)
         for k, start in enumerate(range(0, len(x), EVAL_CHUNK)):
-            chunk = x[start : start + EVAL_CHUNK]
-            transposed = False  # h is (rows x features), or (features x rows) when True
-            if x_chunks is not None:
-                h = torch.addmm(biases[0], x_chunks[k], w1_t)
-            elif use_csr[0]:
-                h, transposed = torch.mm(layers[0].csr, chunk.t().contiguous()).add_(biases[0][:, None]), True
+            # Layer 1; h is (rows x features), or (features x rows) where ``transposed``.
+            if self.weight_csr_first:
+                x_t = prepared[k] if prepared is not None else x[start : start + EVAL_CHUNK].t().contiguous()
+                h, transposed = torch.mm(layers[0].csr, x_t).add_(biases[0][:, None]), True
+            elif prepared is not None:  # the images' CSR form
+                h, transposed = torch.mm(prepared[k], w1_t).add_(biases[0]), False
             else:
-                h = torch.addmm(biases[0], chunk, dense[0].t())
+                h, transposed = torch.addmm(biases[0], x[start : start + EVAL_CHUNK], w1_t), False
             for i in range(1, len(layers)):
                 h.relu_()
-                if use_csr[i]:
+                if self.csr_later[i]:
                     h_t = h if transposed else h.t().contiguous()
                     h, transposed = torch.mm(layers[i].csr, h_t).add_(biases[i][:, None]), True
                 elif transposed:

@@ -46,7 +46,7 @@ KERNELS = ("dense", "sparse", "auto")
 # kernels: auto takes the sparse path below this density (percent of prunable weights remaining).
 # Measured with benchmarks/benchmark.py (one thread, medians, ratios of a job's projected time,
 # sparse / dense, in the same run): see docs/sparse_kernels.md.
-AUTO_SPARSE_BELOW_PERCENT = 30.0
+AUTO_SPARSE_BELOW_PERCENT = 22.0
 
 
 @dataclass(frozen=True)

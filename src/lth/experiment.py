@@ -214,6 +214,7 @@ def run_training(
         "code_version": code_version(),
         "torch_version": torch.__version__,
         "device": str(next(model.parameters()).device),
+        "kernel": result.kernel,  # the kernels used (cfg.kernels: dense, sparse or auto): dense or sparse
     }
     write_json(out_result, summary)
     if log is not None:

@@ -71,7 +71,7 @@ def test_keys_follow_the_settings_that_determine_a_job():
         other = lineage(full_config({"device": "cpu", **edit}))
         assert other.dense == lineage(base).dense and other.prune != lineage(base).prune, edit
     for edit in ({"lr": 0.002}, {"seed": 1}, {"iterations": 1000}, {"val_size": 1000}, {"batch_size": 50},
-                 {"model": "lenet5"}, {"test_eval": "best"}, {"patience": 5}, {"eval_every": 50}):
+                 {"model": "lenet5"}, {"test_eval": "best"}, {"patience": 5}, {"eval_every": 50}, {"kernels": "auto"}):
         other = lineage(full_config({"device": "cpu", **edit}))
         assert other.dense != lineage(base).dense and other.prune != lineage(base).prune, edit
 
@@ -271,6 +271,19 @@ def test_the_store_removes_one_lineage_and_only_that(switched, tmp_path):
     listing = subprocess.run([sys.executable, "-m", "lth.store", "list", "--run-dir", str(work)],
                              capture_output=True, text=True, timeout=120).stdout
     assert gone.prune not in listing and kept.prune in listing and "1 dense runs" in listing
+
+
+@pytest.mark.workflow
+def test_the_kernels_setting_reaches_every_training_job(tmp_path, small_data):
+    import json
+
+    config = {**TINY_CONFIG, "trials": 1, "rounds": 1, "controls": ["reinit"], "kernels": "sparse",
+              "data_source": str(small_data)}
+    run_snakemake(tmp_path, "--cores", "2", config=config)
+    results = sorted((tmp_path / RUNS).rglob("result.json"))
+    assert len(results) == 3  # dense, ticket, reinit
+    assert {json.loads(p.read_text())["kernel"] for p in results} == {"sparse"}
+    assert str(lineage(full_config(config)).dense) in str(results[0])
 
 
 @pytest.mark.workflow

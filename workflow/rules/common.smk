@@ -60,6 +60,7 @@ TRAIN_KEYS = (
     "patience",
     "seed",
     "device",
+    "kernels",
 )
 
 
@@ -70,7 +71,7 @@ def train_params():
 
 def train_settings(c):
     """What every result.json records as its training settings (lth.aggregate.check_fresh)."""
-    return {k: c[k] for k in TRAIN_KEYS if k != "device"}
+    return {k: c[k] for k in TRAIN_KEYS if k not in ("device", "kernels")}  # result.json: "device", "kernel"
 
 
 # Threads and resources of the jobs (mem_mb, runtime in minutes), sized from Snakemake's benchmark

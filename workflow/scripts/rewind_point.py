@@ -14,7 +14,8 @@ def main(log):
     p, trial, k = sm.params, int(sm.wildcards.trial), int(sm.wildcards.iteration)
     torch.set_num_threads(sm.threads)
     cfg = TrainConfig(lr=p.lr, batch_size=p.batch_size, iterations=p.iterations, eval_every=p.eval_every,
-                      test_eval=p.test_eval, patience=p.patience, data_seed=data_seed(p.seed, trial), device=p.device)
+                      test_eval=p.test_eval, patience=p.patience, data_seed=data_seed(p.seed, trial), device=p.device,
+                      kernels=p.kernels)
     make_rewind_point(p.model, sm.input.init, Path(sm.input.data[0]).parent, cfg, p.val_size, p.seed, k,
                       sm.output.weights)
     log(f"trial {trial}: the dense run's weights at iteration {k} of {p.iterations}")

@@ -25,6 +25,7 @@ def main(log):
         patience=p.patience,
         data_seed=data_seed(p.seed, trial),
         device=p.device,
+        kernels=p.kernels,
     )
     log(f"{experiment} trial {trial} round {round_}: {p.model}, {cfg}")
     run_training(

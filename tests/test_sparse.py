@@ -66,6 +66,8 @@ def sparse_one_step(model, masks, x, y, plan=None):
     _Masker(model, masks).apply()
     names = [f"fc{i}.weight" for i in (1, 2, 3)]
     layers = sp.sparse_layers(model.linear_layers(), masks, names, plan)
+    for lyr in layers:  # what a previous step left in the gradients must not leak into this one
+        lyr.values.grad.fill_(7.0)
     opt = FusedAdam([lyr.values for lyr in layers] + [lyr.bias for lyr in model.linear_layers()], lr=1.2e-3)
     loss = sp.SparseMLPStep(layers, len(x), opt)(x, y)
     for lyr in layers:
@@ -239,6 +241,8 @@ def test_sparse_evaluation_matches_dense(small):
     dense evaluation's loss to float32 rounding and, here, the same accuracy."""
     for round_ in (0, 7, 18):
         model = init_model("lenet_300_100", 1)
+        for lyr in model.linear_layers():  # nonzero biases (the initial ones are zero)
+            lyr.bias.data.uniform_(-0.5, 0.5, generator=torch.Generator().manual_seed(round_))
         masks = paper_masks(model, round_)
         _Masker(model, masks).apply()
         kernels = _SparseKernels(model, masks, cfg("sparse"), fixed_inputs=(small.val_x,))

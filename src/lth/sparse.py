@@ -57,8 +57,10 @@ SMALL_LAYER = 4096
 # Evaluation, layer 1 on a chunk of 1000 images (CPU time, one thread): the images' CSR form
 # (X_csr W^T) took 8.8 ms against 12.1 ms dense at 100 %, and about as much as dense at 21 %;
 # the weights' CSR form on a pre-transposed chunk (W_csr X^T) 9.7 / 1.3 ms at 7 / 1.9 %,
-# 25 ms at 21 %. Layers 2 and 3 use CSR below FORWARD_CSR_BELOW.
-EVAL_WEIGHT_CSR_BELOW = 0.10
+# 25 ms at 21 %. A whole evaluation with the weights' form was 1.5 times dense at 7.0 % and
+# 0.57 / 0.22 at 3.6 / 1.9 % (benchmarks/benchmark.py). Layers 2 and 3 use CSR below
+# FORWARD_CSR_BELOW.
+EVAL_WEIGHT_CSR_BELOW = 0.05
 EVAL_CHUNK = 1000
 
 

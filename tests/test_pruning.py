@@ -128,12 +128,13 @@ def test_ties_keep_the_earlier_positions_layerwise():
     """Equal magnitudes across the keep threshold: the stable sort keeps the earlier positions
     (flattened, row-major); the sign does not matter."""
     fc1 = torch.tensor([[2.0, 1.0, -1.0, 3.0, 1.0], [-1.0, 4.0, 1.0, -1.0, 5.0]])  # six 1s, keep 4 of them
-    fc2 = torch.tensor([[1.0, 1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0, 1.0]])  # all tied, keep 8 of 10
+    # All tied, keep 160 of 200 (over 100 elements: torch's unstable CPU sort does reorder ties).
+    fc2 = torch.tensor([-1.0, 1.0]).repeat(100).view(10, 20)
     fc3 = torch.tensor([[-7.0, 7.0, 7.0, 7.0, -7.0, 7.0, 7.0, 7.0, 7.0, 7.0]])  # output layer: keep 9 of 10
     w = {"fc1.weight": fc1, "fc2.weight": fc2, "fc3.weight": fc3}
     masks = MagnitudePruning(PruneConfig(), "fc3.weight").prune(w, dense_masks(w), 1)
     assert masks["fc1.weight"].flatten().tolist() == [True] * 7 + [False, False, True]
-    assert masks["fc2.weight"].flatten().tolist() == [True] * 8 + [False, False]
+    assert masks["fc2.weight"].flatten().tolist() == [True] * 160 + [False] * 40
     assert masks["fc3.weight"].flatten().tolist() == [True] * 9 + [False]
 
 
@@ -149,6 +150,11 @@ def test_ties_keep_the_earlier_positions_globally():
     assert masks["fc1.weight"].flatten().tolist() == [True] * 10
     assert masks["fc2.weight"].flatten().tolist() == [True, True, False, True, False, True, False, True, False, True]
     assert masks["fc3.weight"].flatten().tolist() == [True] * 9 + [False]
+    # All 200 hidden weights tied: keep 160, all of fc1's 100 and the first 60 of fc2's.
+    w = {"fc1.weight": torch.ones(10, 10), "fc2.weight": -torch.ones(10, 10), "fc3.weight": fc3}
+    masks = MagnitudePruning(PruneConfig(scope="global"), "fc3.weight").prune(w, dense_masks(w), 1)
+    assert masks["fc1.weight"].all()
+    assert masks["fc2.weight"].flatten().tolist() == [True] * 60 + [False] * 40
 
 
 def test_ties_among_survivors_keep_the_earlier_positions_in_later_rounds():

@@ -38,6 +38,15 @@ NUMERIC = [
     "job_fixed_cost_s",
     "import_torch_peak_rss_mb",
     "job_peak_rss_mb",
+    # item 7: the sparse kernels per paper level, peak RSS per mode, the projected paper profile
+    "dense_step_ms@100",
+    "sparse_step_ms@7.0",
+    "sparse_over_dense_step@1.9",
+    "sparse_over_dense_eval@21.1",
+    "sparse_job_peak_rss_mb@1.9",
+    "dense_job_peak_rss_mb@100",
+    "paper_profile_dense_s",
+    "paper_profile_auto_over_dense",
 ]
 
 

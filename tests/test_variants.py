@@ -108,6 +108,17 @@ def test_every_shipped_study_has_a_cut_down_form_of_the_same_variants(name):
     assert quick["trials"] < full["trials"]
 
 
+@pytest.mark.parametrize("path", sorted(STUDIES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_study_is_a_valid_configuration_named_as_its_file(path):
+    import yaml
+
+    config = full_config(yaml.safe_load(path.read_text()))
+    variants = study_variants(config, schema())
+    assert config["study"]["name"] == path.stem and len(variants) >= 2
+    assert len({lineage(c).prune for c in variants.values()}) == len(variants)  # no two variants share results
+    assert len({lineage(c).dense for c in variants.values()}) == 1  # they share the dense runs
+
+
 def test_the_repositorys_config_is_found_from_another_working_directory(tmp_path):
     """`--directory DIR` without `--configfile`: the Snakefile reads the repository's config.yaml."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),

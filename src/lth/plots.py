@@ -195,6 +195,11 @@ def plot_comparison(table: pd.DataFrame, path: str | os.PathLike, title: str = "
                             capsize=2, color=colors[variant], linestyle=LINESTYLES[experiment],
                             label=f"{variant}: {experiment} ({_n_label(s['trials'])})")
         _sparsity_axis(ax, table["percent_remaining"])
+        # Variants' levels differ (0.9^r, 0.8^r, ...): label the paper's levels, not every point.
+        lo, hi = table["percent_remaining"].min(), table["percent_remaining"].max()
+        paper = [q for q in PAPER_LEVELS if lo / 1.05 <= q <= hi * 1.05]
+        if len(paper) >= 3:
+            ax.xaxis.set_major_locator(FixedLocator(paper))
         ax.set_ylabel(ylabel)
     axes[0].legend(title="mean over trials, bars = min/max", fontsize=7)
     fig.suptitle(title or "Comparison of the variants")

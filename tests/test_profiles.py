@@ -157,14 +157,16 @@ def test_iterative_profile_end_to_end(tmp_path):
     work = tmp_path / "run"
     work.mkdir()
     # One trial keeps the test short; the profile's 5 rounds run as configured.
-    run_snakemake(work, "--cores", "1", configfile=ITERATIVE, config={**CUT, "trials": 1, "data_source": data})
-    cfg = full_config({**CUT, "trials": 1, "data_source": str(data)}, configfile=ITERATIVE)
+    # 100 iterations: 5 evaluations, so the profile's patience (3) can stop a job (check_config refuses less).
+    cut = {**CUT, "trials": 1, "iterations": 100}
+    run_snakemake(work, "--cores", "1", configfile=ITERATIVE, config={**cut, "data_source": data})
+    cfg = full_config({**cut, "data_source": str(data)}, configfile=ITERATIVE)
 
     summary = pd.read_csv(work / "results" / "summary.csv")
     assert set(summary["experiment"]) == {"ticket"}  # controls: []
     assert sorted(summary["round"]) == [0, 1, 2, 3, 4, 5]
     assert (summary["trial"] == 0).all()
-    assert (summary["iterations_run"] <= CUT["iterations"]).all()
+    assert (summary["iterations_run"] <= cut["iterations"]).all()
 
     sizes = _layer_sizes()
     total = sum(sizes.values())

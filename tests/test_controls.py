@@ -1,5 +1,6 @@
 """Issue 3's controls and modes on a tiny grid: reinit, random pruning, one-shot, late rewinding."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,11 @@ def test_late_rewinding_loads_the_dense_weights_at_iteration_k(run):
     train(model, None, data, cfg)
     assert all(torch.equal(model.state_dict()[k], rewind[k]) for k in rewind)
     assert not torch.equal(rewind["fc1.weight"], init["fc1.weight"])
+    # and the dense run's own weights at iteration 20, taken during its full-length training
+    full = get_spec(MODEL).build()
+    full.load_state_dict(init)
+    snapshot = train(full, None, data, dataclasses.replace(cfg, iterations=CONFIG["iterations"], save_at=20)).snapshot
+    assert all(torch.equal(snapshot[k], rewind[k]) for k in rewind)
     # The round-1 ticket is retrained from exactly that snapshot under its mask.
     mask = checkpoint.load_masks(mask_of(run, 1), MODEL)
     ticket = get_spec(MODEL).build()

@@ -112,6 +112,22 @@ def make_random_mask(model_name: str, ticket_mask: str | os.PathLike, seed: int,
     return meta
 
 
+def job_train_config(settings, trial: int) -> TrainConfig:
+    """The TrainConfig of a training job of ``trial`` from its settings (a workflow job's params:
+    anything with the config keys as attributes)."""
+    return TrainConfig(
+        lr=settings.lr,
+        batch_size=settings.batch_size,
+        iterations=settings.iterations,
+        eval_every=settings.eval_every,
+        test_eval=settings.test_eval,
+        patience=settings.patience,
+        data_seed=data_seed(settings.seed, trial),
+        device=settings.device,
+        kernels=settings.kernels,
+    )
+
+
 def make_rewind_point(
     model_name: str,
     init: str | os.PathLike,

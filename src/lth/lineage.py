@@ -92,6 +92,23 @@ class Lineage:
         return f"{RUNS}/{self.dense}"
 
 
+def resolve_key(run_dir, key: str) -> tuple[str, str | None]:
+    """(dense key, prune key or None) of a lineage named as ``dense_<h>``, ``prune_<h>`` (found
+    under its dense key) or ``dense_<h>/prune_<h>``, checked to exist under ``run_dir``'s store."""
+    from pathlib import Path
+
+    from .errors import LTHError
+
+    runs = Path(run_dir) / RUNS
+    dense, _, prune = key.strip("/").partition("/")
+    if dense.startswith("prune_") and not prune:
+        parents = [p.parent.name for p in runs.glob(f"dense_*/{dense}")]
+        dense, prune = (parents[0], dense) if len(parents) == 1 else ("", dense)
+    if not dense.startswith("dense_") or not (runs / dense / prune).is_dir():
+        raise LTHError(f"no lineage {key!r} under {runs} (`python3 -m lth.store list` shows what is there)")
+    return dense, prune or None
+
+
 def dense_settings(config: dict) -> dict:
     settings = {k: config[k] for k in DENSE_KEYS if k in config}
     settings["device"] = resolved_device(config["device"])
@@ -132,11 +149,12 @@ def job_dir(config: dict, trial: int, experiment: str, round_: int) -> str:
 
 def grid_dirs(config: dict) -> list[str]:
     """The folder of every training job of a configuration, dense runs first."""
-    trials = range(config["trials"])
-    dirs = [dense_job_dir(config, t) for t in trials]
+    lin, trials = lineage(config), range(config["trials"])  # one hash for the whole grid
+    dirs = [DENSE_JOB_DIR.format(dense=lin.dense, trial=t) for t in trials]
     for t in trials:
         for r in range(1, config["rounds"] + 1):
-            dirs += [job_dir(config, t, e, r) for e in experiments(config)]
+            dirs += [JOB_DIR.format(dense=lin.dense, prune=lin.prune, trial=t, round=r, experiment=e)
+                     for e in experiments(config)]
     return dirs
 
 

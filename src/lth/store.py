@@ -27,7 +27,7 @@ import yaml
 
 from .config import check_config, load_schema
 from .errors import LTHError
-from .lineage import RUNS, lineage
+from .lineage import RUNS, lineage, resolve_key
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -93,17 +93,9 @@ def list_lineages(run_dir: Path) -> list[str]:
 
 def folders_of(run_dir: Path, key: str) -> list[Path]:
     """Every folder of lineage ``key`` (dense_<hash>, prune_<hash> or dense_<hash>/prune_<hash>)."""
-    key = key.strip("/")
-    runs = run_dir / RUNS
-    if "/" in key:
-        rel = [key]
-    elif key.startswith("prune_"):
-        rel = [str(p.relative_to(runs)) for p in runs.glob(f"dense_*/{key}")]
-    else:
-        rel = [key] if (runs / key).is_dir() else []
-    if not rel or not all(k.split("/")[0].startswith("dense_") for k in rel):
-        raise LTHError(f"no lineage {key!r} under {runs} (`python3 -m lth.store list` shows what is there)")
-    return [run_dir / top / r for top in FOLDERS for r in rel if (run_dir / top / r).exists()]
+    dense, prune = resolve_key(run_dir, key)
+    rel = f"{dense}/{prune}" if prune else dense
+    return [run_dir / top / rel for top in FOLDERS if (run_dir / top / rel).exists()]
 
 
 def remove(run_dir: Path, keys: list[str], yes: bool) -> list[Path]:

@@ -21,8 +21,9 @@ import pandas as pd
 
 from .aggregate import EXPERIMENT_ORDER, build_tables, write_csv
 from .claims import claims_markdown, claims_table, evaluate_claims, mean_min_max
+from .errors import LTHError
 from .fileio import write_text
-from .lineage import RUNS
+from .lineage import RUNS, resolve_key
 from .plots import plot_figures
 
 
@@ -31,15 +32,10 @@ def find_lineage(run_dir: str | Path, lineage: str | None = None) -> tuple[str, 
     alone is found under its dense key), or the only one the run directory holds."""
     runs = Path(run_dir) / RUNS
     if lineage:
-        dense, _, prune = lineage.strip("/").partition("/")
-        if dense.startswith("prune_") and not prune:
-            parents = [p.parent.name for p in runs.glob(f"dense_*/{dense}")]
-            if len(parents) != 1:
-                raise SystemExit(f"no lineage {dense} under {runs}")
-            dense, prune = parents[0], dense
-        if not (runs / dense / prune).is_dir():
-            raise SystemExit(f"no lineage {lineage} under {runs}")
-        return dense, prune or None
+        try:
+            return resolve_key(run_dir, lineage)
+        except LTHError as err:
+            raise SystemExit(str(err)) from None
     pruned = sorted(f"{p.parent.name}/{p.name}" for p in runs.glob("dense_*/prune_*") if p.is_dir())
     if len(pruned) == 1:
         return find_lineage(run_dir, pruned[0])

@@ -23,7 +23,6 @@ for _c in CONFIGS:
     _lin = L.lineage(_c)
     DENSE.setdefault(_lin.dense, _c)
     PRUNE.setdefault(_lin.prune, _c)
-LINEAGES = {L.lineage(c).prune: L.lineage(c) for c in CONFIGS}
 
 
 wildcard_constraints:

@@ -4,9 +4,8 @@ from pathlib import Path
 
 import torch
 
-from lth.experiment import data_seed, run_training
+from lth.experiment import job_train_config, run_training
 from lth.jobs import run_job
-from lth.training import TrainConfig
 
 
 def main(log):
@@ -16,17 +15,7 @@ def main(log):
     trial, round_ = int(wc.trial), int(wc.get("round", 0))  # train_dense: round 0
     experiment = wc.get("experiment", "ticket")  # the dense run is round 0 of the ticket
     name, _, replicate = experiment.partition("_") if experiment.startswith("reinit_") else (experiment, "", "0")
-    cfg = TrainConfig(
-        lr=p.lr,
-        batch_size=p.batch_size,
-        iterations=p.iterations,
-        eval_every=p.eval_every,
-        test_eval=p.test_eval,
-        patience=p.patience,
-        data_seed=data_seed(p.seed, trial),
-        device=p.device,
-        kernels=p.kernels,
-    )
+    cfg = job_train_config(p, trial)
     log(f"{experiment} trial {trial} round {round_}: {p.model}, {cfg}")
     run_training(
         p.model,

@@ -98,6 +98,12 @@ RELATIONS = [
      "eval_every=100 give 500 evaluation(s)", "expected patience <= 499, or null"),
     (["patience=3", "iterations=250", "eval_every=100"], "config key 'patience': 3 can never stop training early",
      "3 evaluation(s); expected patience <= 2"),
+    # late rewinding: pruned networks train k+1..T, so they have fewer evaluations (250: 300, 400, 500)
+    (["patience=3", "iterations=500", "eval_every=100", "rewind_iteration=250"], "config key 'patience': 3 can "
+     "never stop training early: iterations=500 and eval_every=100 give 3 evaluation(s) after rewind_iteration=250",
+     "expected patience <= 2"),
+    (["patience=4", "iterations=550", "eval_every=100", "rewind_iteration=300"], "give 3 evaluation(s) after "
+     "rewind_iteration=300", "expected patience <= 2"),  # 400, 500, 550
     # reinit_per_ticket without the reinit control
     (["reinit_per_ticket=3", "controls=[]"], "config key 'reinit_per_ticket': 3 has no effect: controls=[] "
      "does not include 'reinit'", "expected controls to include 'reinit', or reinit_per_ticket: 1"),
@@ -140,6 +146,8 @@ def test_relations_the_schema_cannot_express(entries, match, allowed):
     ["val_size=59990", "batch_size=10"],
     ["patience=499"],                            # can still stop, at the last evaluation
     ["patience=2", "iterations=250", "eval_every=100"],
+    ["patience=2", "iterations=500", "eval_every=100", "rewind_iteration=250"],
+    ["patience=2", "iterations=550", "eval_every=100", "rewind_iteration=300"],
     ["reinit_per_ticket=3"],                     # with the reinit control (the default)
     ["reinit_per_ticket=1", "controls=[]"],      # 1 is the default: not a choice the user made
     ["rounds=41"],                               # the most lenet_300_100 allows at 20 % / 10 %

@@ -1,8 +1,10 @@
 """Issue 3's controls and modes on a tiny grid: reinit, random pruning, one-shot, late rewinding."""
 
 import dataclasses
+import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -87,15 +89,32 @@ def test_late_rewinding_loads_the_dense_weights_at_iteration_k(run):
     full.load_state_dict(init)
     snapshot = train(full, None, data, dataclasses.replace(cfg, iterations=CONFIG["iterations"], save_at=20)).snapshot
     assert all(torch.equal(snapshot[k], rewind[k]) for k in rewind)
-    # The round-1 ticket is retrained from exactly that snapshot under its mask.
+    # The round-1 ticket is retrained from exactly that snapshot under its mask, for iterations
+    # 21..60 on the dense run's batches of those iterations (Frankle et al. 2020).
     mask = checkpoint.load_masks(mask_of(run, 1), MODEL)
     ticket = get_spec(MODEL).build()
     ticket.load_state_dict(rewind)
     cfg = TrainConfig(lr=0.0012, batch_size=CONFIG["batch_size"], iterations=CONFIG["iterations"],
-                      eval_every=CONFIG["eval_every"], data_seed=data_seed(0, 0), device="cpu")
+                      eval_every=CONFIG["eval_every"], data_seed=data_seed(0, 0), device="cpu", start_iteration=20)
     train(ticket, mask, data, cfg)
     trained = checkpoint.load_weights(job(run, "ticket", 1), MODEL)
     assert all(torch.equal(ticket.state_dict()[k], trained[k]) for k in trained)
+
+
+def test_late_rewound_jobs_train_the_remaining_iterations(run):
+    """Every pruned job of a rewind_iteration k lineage (ticket and controls, as open_lth's
+    branches do by default) trains iterations k+1..T; the dense run trains all T."""
+    T, k = CONFIG["iterations"], CONFIG["rewind_iteration"]
+    dense = json.loads(trial_path(run, CONFIG, 0, "dense/result.json").read_text())
+    assert dense["iterations_run"] == T and dense["train_config"]["start_iteration"] == 0
+    for r in (1, 2):
+        for experiment in ("ticket", "reinit_0", "random_pruning"):
+            result = json.loads(job(run, experiment, r, "result.json").read_text())
+            assert result["iterations_run"] == T - k, (experiment, r)
+            assert result["train_config"]["start_iteration"] == k
+            curve = pd.read_csv(job(run, experiment, r, "curve.csv"))
+            assert curve["iteration"].tolist() == [40, 60]
+            assert result["early_stop_iteration"] in (40, 60)
 
 
 def test_oneshot_masks_hit_iterative_sparsity(tmp_path):

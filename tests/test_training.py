@@ -4,6 +4,7 @@ and the hand-written MLP step against PyTorch's own, early-stop bookkeeping, see
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import pytest
@@ -209,6 +210,41 @@ def test_late_rewind_snapshot_is_the_weights_at_that_iteration(split):
     assert not torch.equal(long.snapshot["fc1.weight"], theta0["fc1.weight"])
 
 
+def record_batches(monkeypatch) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Record the (images, labels) of every training step of the dense kernels."""
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    step = T._DenseKernels.step
+
+    def recording(self, x, y):
+        seen.append((x.clone(), y.clone()))
+        return step(self, x, y)
+
+    monkeypatch.setattr(T._DenseKernels, "step", recording)
+    return seen
+
+
+# 500 training images at batch 20: 25 batches per epoch. 80 iterations span four epochs; 28 lies
+# inside the second, 50 on the boundary of the third, 7 inside the first.
+@pytest.mark.parametrize("k", [7, 28, 50])
+def test_late_rewound_training_continues_the_data_order_at_iteration_k(monkeypatch, split, k):
+    """Frankle et al. 2020: a network rewound to iteration k trains k+1..T on the batches the
+    run from 0 sees there (T - k steps), evaluated at the same absolute iterations."""
+    seen = record_batches(monkeypatch)
+    cfg = TrainConfig(lr=1.2e-3, batch_size=20, iterations=80, eval_every=10, device="cpu", data_seed=5)
+    full = train(init_model("lenet_300_100", 0), None, split, cfg)
+    full_batches = list(seen)
+    seen.clear()
+    late = train(init_model("lenet_300_100", 0), None, split, dataclasses.replace(cfg, start_iteration=k))
+    assert len(full_batches) == 80 and len(seen) == 80 - k
+    for (x, y), (fx, fy) in zip(seen, full_batches[k:]):
+        assert torch.equal(x, fx) and torch.equal(y, fy)
+    # The same epoch's batches in another order would not do: the first step is batch k itself.
+    assert not torch.equal(seen[0][0], full_batches[k - 1][0])
+    assert [r["iteration"] for r in late.curve] == [i for i in range(10, 81, 10) if i > k]
+    assert late.iterations_run == 80 - k and full.iterations_run == 80
+    assert late.early_stop["iteration"] > k
+
+
 # --- determinism ---------------------------------------------------------------------------
 
 
@@ -339,6 +375,9 @@ def test_patience_stops_after_that_many_evaluations_without_improvement(split):
     (dict(patience=0), "patience"),
     (dict(test_eval="sometimes"), "test_eval"),
     (dict(iterations=10, save_at=11), "rewind_iteration"),
+    (dict(iterations=10, start_iteration=10), "start_iteration"),
+    (dict(iterations=10, start_iteration=-1), "start_iteration"),
+    (dict(iterations=10, start_iteration=5, save_at=4), "rewind_iteration"),
 ])
 def test_train_config_refuses_bad_values(kwargs, key):
     with pytest.raises(LTHError, match=key):

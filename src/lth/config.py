@@ -141,13 +141,17 @@ def _check_patience(config: dict) -> None:
     patience = config["patience"]
     if patience is None:
         return
-    evaluations = -(-config["iterations"] // config["eval_every"])  # the last iteration is evaluated too
+    iterations, every, k = config["iterations"], config["eval_every"], config["rewind_iteration"]
+    # The shortest jobs: pruned networks rewound to iteration k train k+1..T, evaluated at the
+    # multiples of eval_every among them and at T (k = 0: every job).
+    evaluations = iterations // every - k // every + (1 if iterations % every else 0)
     # Training stops `patience` evaluations after the best one, so at the earliest at evaluation
     # patience + 1: with fewer evaluations than that, patience can never stop anything.
     if patience >= evaluations:
+        after = f" after rewind_iteration={k}" if k else ""
         raise LTHError(
             f"config key 'patience': {patience} can never stop training early: iterations="
-            f"{config['iterations']} and eval_every={config['eval_every']} give {evaluations} evaluation(s); "
+            f"{iterations} and eval_every={every} give {evaluations} evaluation(s){after}; "
             f"expected patience <= {evaluations - 1}, or null to train all iterations"
         )
 

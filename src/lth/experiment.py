@@ -112,9 +112,10 @@ def make_random_mask(model_name: str, ticket_mask: str | os.PathLike, seed: int,
     return meta
 
 
-def job_train_config(settings, trial: int) -> TrainConfig:
+def job_train_config(settings, trial: int, start_iteration: int = 0) -> TrainConfig:
     """The TrainConfig of a training job of ``trial`` from its settings (a workflow job's params:
-    anything with the config keys as attributes)."""
+    anything with the config keys as attributes). ``start_iteration``: the rewind iteration k of a
+    pruned network (late rewinding trains iterations k+1..T, continuing the data order)."""
     return TrainConfig(
         lr=settings.lr,
         batch_size=settings.batch_size,
@@ -125,6 +126,7 @@ def job_train_config(settings, trial: int) -> TrainConfig:
         data_seed=data_seed(settings.seed, trial),
         device=settings.device,
         kernels=settings.kernels,
+        start_iteration=start_iteration,
     )
 
 
@@ -148,7 +150,8 @@ def make_rewind_point(
     model.load_state_dict(checkpoint.load_weights(init, model_name))
     data = load_split(data_dir, val_size, split_seed)
     # One evaluation at the end (eval_every=iteration) and no early stop: only the weights matter.
-    short = dataclasses.replace(cfg, iterations=iteration, eval_every=iteration, patience=None, save_at=None)
+    short = dataclasses.replace(cfg, iterations=iteration, eval_every=iteration, patience=None, save_at=None,
+                                start_iteration=0)
     train(model, None, data, short)
     checkpoint.save_weights(out, model_name, {k: v.cpu() for k, v in model.state_dict().items()},
                             {"iteration": iteration})
@@ -211,6 +214,7 @@ def run_training(
             "lr": cfg.lr,
             "batch_size": cfg.batch_size,
             "iterations": cfg.iterations,
+            "start_iteration": cfg.start_iteration,
             "eval_every": cfg.eval_every,
             "test_eval": cfg.test_eval,
             "patience": cfg.patience,

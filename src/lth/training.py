@@ -61,6 +61,11 @@ class TrainConfig:
     data_seed: int = 0  # seeds the per-epoch shuffles
     device: str = "cpu"
     save_at: int | None = None  # also return the weights at this iteration (late rewinding)
+    # Late rewinding (Frankle et al. 2020): a network rewound to the dense run's weights at
+    # iteration k trains iterations k+1..T (T - k steps), continuing the dense run's data order
+    # at batch k; evaluations stay at the same absolute iterations. Adam starts afresh (its state
+    # is not rewound: the weights are), as in open_lth.
+    start_iteration: int = 0
     # "all": test accuracy at every evaluation (the paper; Figure 3 plots it). "best": only at
     # evaluations that set a new minimum validation loss and at the last one, which keeps the
     # early-stop test accuracy exact and saves two thirds of the evaluation cost.
@@ -80,7 +85,9 @@ class TrainConfig:
             raise LTHError(f"test_eval={self.test_eval!r} must be 'all' or 'best'")
         if self.kernels not in KERNELS:
             raise LTHError(f"kernels={self.kernels!r} must be 'dense', 'sparse' or 'auto'")
-        if self.save_at is not None and not 0 <= self.save_at <= self.iterations:
+        if not 0 <= self.start_iteration < self.iterations:
+            raise LTHError(f"start_iteration={self.start_iteration} must be between 0 and iterations-1={self.iterations - 1}")
+        if self.save_at is not None and not self.start_iteration <= self.save_at <= self.iterations:
             raise LTHError(f"rewind_iteration={self.save_at} must be between 0 and iterations={self.iterations}")
 
 
@@ -90,7 +97,7 @@ class TrainResult:
     early_stop: dict  # the row with minimum validation loss
     final: dict  # the last row
     final_train_accuracy: float  # accuracy on the whole training split after the last step
-    iterations_run: int
+    iterations_run: int  # steps trained by this call (T - start, less with early stopping)
     snapshot: dict[str, torch.Tensor] | None = field(default=None, repr=False)
     kernel: str = "dense"  # the kernels actually used: "dense" or "sparse"
 
@@ -335,7 +342,9 @@ def train(
 ) -> TrainResult:
     """Train ``model`` in place under ``masks`` (None: dense) and return its curve.
 
-    Evaluations happen every ``cfg.eval_every`` iterations and after the last one.
+    Evaluations happen every ``cfg.eval_every`` iterations and after the last one. With
+    ``cfg.start_iteration`` = k > 0, ``model`` holds the weights of iteration k and training runs
+    iterations k+1..T on the batches the run from 0 would have seen there.
     """
     device = resolve_device(cfg.device)
     model.to(device)
@@ -358,18 +367,24 @@ def train(
     batch_x = torch.empty((cfg.batch_size, *data.train_x.shape[1:]), dtype=data.train_x.dtype, device=device)
     batch_y = torch.empty((cfg.batch_size, *data.train_y.shape[1:]), dtype=data.train_y.dtype, device=device)
 
+    # Continue the data order at cfg.start_iteration: skip the permutations of the epochs before
+    # it (the permutation of its own epoch is drawn at the first step).
+    for _ in range(cfg.start_iteration // batches_per_epoch):
+        torch.randperm(n_train, generator=generator)
+    perm = None
+
     snapshot = None
-    if cfg.save_at == 0:
+    if cfg.save_at == cfg.start_iteration:
         snapshot = copy.deepcopy(model.state_dict())
     curve: list[dict] = []
     best_index = 0
     running_loss = torch.zeros((), device=device)
     since_eval = 0
-    iteration = 0
+    iteration = cfg.start_iteration
     model.train()
     while iteration < cfg.iterations:
         batch = iteration % batches_per_epoch
-        if batch == 0:
+        if batch == 0 or perm is None:
             perm = torch.randperm(n_train, generator=generator).to(device)
         lo = batch * cfg.batch_size
         rows = perm[lo : lo + cfg.batch_size]
@@ -417,7 +432,7 @@ def train(
         early_stop=curve[best_index],
         final=curve[-1],
         final_train_accuracy=train_acc,
-        iterations_run=iteration,
+        iterations_run=iteration - cfg.start_iteration,
         snapshot=snapshot,
         kernel=kernels.name,
     )

@@ -174,5 +174,7 @@ rule train_sparse:
         runtime=train_runtime,
     params:
         **train_params(),
+        # late rewinding: train iterations k+1..T from the dense run's weights at k
+        rewind_iteration=setting("rewind_iteration", prune_cfg),
     script:
         "../scripts/train.py"

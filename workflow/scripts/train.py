@@ -15,7 +15,8 @@ def main(log):
     trial, round_ = int(wc.trial), int(wc.get("round", 0))  # train_dense: round 0
     experiment = wc.get("experiment", "ticket")  # the dense run is round 0 of the ticket
     name, _, replicate = experiment.partition("_") if experiment.startswith("reinit_") else (experiment, "", "0")
-    cfg = job_train_config(p, trial)
+    # A pruned network rewound to iteration k trains k+1..T (train_sparse's rewind_iteration).
+    cfg = job_train_config(p, trial, start_iteration=p.get("rewind_iteration", 0))
     log(f"{experiment} trial {trial} round {round_}: {p.model}, {cfg}")
     run_training(
         p.model,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
 
 import pytest
@@ -269,6 +270,22 @@ def test_run_training_twice_gives_identical_files(tmp_path, data_dir):
                      out_result=tmp_path / run / "result.json", labels={"trial": 0})
     for name in ("model.pt", "curve.csv", "result.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_result_records_what_decides_the_low_bits_on_the_cpu(tmp_path, data_dir, monkeypatch):
+    """Thread count and the CPU's instruction set change a CPU run's bits (docs/method.md)."""
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    threads = torch.get_num_threads()
+    make_init("lenet_300_100", 4, tmp_path / "init.pt")
+    try:
+        torch.set_num_threads(2)
+        run_training("lenet_300_100", tmp_path / "init.pt", None, data_dir, CFG, val_size=100, split_seed=0,
+                     out_model=tmp_path / "model.pt", out_curve=tmp_path / "curve.csv",
+                     out_result=tmp_path / "result.json")
+    finally:
+        torch.set_num_threads(threads)
+    cpu = json.loads((tmp_path / "result.json").read_text())["cpu"]
+    assert cpu["capability"] == "AVX512" and cpu["threads"] == 2 and cpu["cpu"]
 
 
 def test_data_seed_changes_the_run(split):

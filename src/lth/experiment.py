@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import platform
 from pathlib import Path
 
 import torch
@@ -69,6 +70,20 @@ def code_version() -> str:
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:12]
+
+
+def cpu_numerics() -> dict:
+    """What decides a CPU run's low bits besides the code: the CPU, the instruction set PyTorch's
+    kernels use on it, and the thread count. The same code and torch build give different bits
+    on an AVX2-only CPU and on the one that made results/paper, and with 2 threads instead of 1
+    (docs/method.md, Determinism); results record these so that such runs can be told apart."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return {"cpu": model, "capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
 
 
 # --- jobs ----------------------------------------------------------------------------------
@@ -234,6 +249,7 @@ def run_training(
         "code_version": code_version(),
         "torch_version": torch.__version__,
         "device": str(next(model.parameters()).device),
+        "cpu": cpu_numerics(),
         "kernel": result.kernel,  # the kernels used (cfg.kernels: dense, sparse or auto): dense or sparse
     }
     write_json(out_result, summary)

@@ -67,6 +67,12 @@ def build_tables(
     return summary, _sort(curves[cols], ["iteration"])
 
 
+def per_trial_means(summary: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """One row per (experiment, round, trial): a control's replicates averaged within their trial,
+    so that every trial counts once in a mean over trials (as in the claims)."""
+    return summary.groupby(["experiment", "round", "trial"], as_index=False)[columns].mean()
+
+
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False, lineterminator="\n")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .aggregate import EXPERIMENT_ORDER, KEYS
+from .aggregate import EXPERIMENT_ORDER, KEYS, per_trial_means
 from .errors import LTHError
 from .fileio import write_text
 
@@ -30,7 +30,7 @@ def level_means(summary: pd.DataFrame) -> pd.DataFrame:
     accuracy and iteration (a control's replicates averaged within their trial first, so every
     trial counts once, as in the claims)."""
     columns = ["percent_remaining", "early_stop_test_accuracy", "early_stop_iteration"]
-    per_trial = summary.groupby(["experiment", "round", "trial"], as_index=False)[columns].mean()
+    per_trial = per_trial_means(summary, columns)
     means = per_trial.groupby(["experiment", "round"], as_index=False).agg(
         percent_remaining=("percent_remaining", "mean"),
         accuracy=("early_stop_test_accuracy", "mean"),

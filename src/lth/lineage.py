@@ -30,7 +30,9 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
+
+from .errors import LTHError
 
 RUNS = "results/runs"
 
@@ -95,10 +97,6 @@ class Lineage:
 def resolve_key(run_dir, key: str) -> tuple[str, str | None]:
     """(dense key, prune key or None) of a lineage named as ``dense_<h>``, ``prune_<h>`` (found
     under its dense key) or ``dense_<h>/prune_<h>``, checked to exist under ``run_dir``'s store."""
-    from pathlib import Path
-
-    from .errors import LTHError
-
     runs = Path(run_dir) / RUNS
     dense, _, prune = key.strip("/").partition("/")
     if dense.startswith("prune_") and not prune:

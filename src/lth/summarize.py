@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .aggregate import EXPERIMENT_ORDER, build_tables, write_csv
+from .aggregate import EXPERIMENT_ORDER, build_tables, per_trial_means, write_csv
 from .claims import claims_markdown, claims_table, evaluate_claims, mean_min_max
 from .errors import LTHError
 from .fileio import write_text
@@ -64,7 +64,7 @@ def results_markdown(summary: pd.DataFrame) -> str:
     accuracy, the early-stop iteration and the final training accuracy. Replicates of a control
     are averaged within their trial first, so every trial counts once (as in the claims)."""
     columns = ["early_stop_test_accuracy", "early_stop_iteration", "final_train_accuracy", "percent_remaining"]
-    per_trial = summary.groupby(["experiment", "round", "trial"], as_index=False)[columns].mean()
+    per_trial = per_trial_means(summary, columns)
     lines = [
         "| experiment | round | weights remaining | test accuracy at early stop (%) | early-stop iteration "
         "| train accuracy at the end (%) | trials |",

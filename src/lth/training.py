@@ -88,7 +88,8 @@ class TrainConfig:
         if not 0 <= self.start_iteration < self.iterations:
             raise LTHError(f"start_iteration={self.start_iteration} must be between 0 and iterations-1={self.iterations - 1}")
         if self.save_at is not None and not self.start_iteration <= self.save_at <= self.iterations:
-            raise LTHError(f"rewind_iteration={self.save_at} must be between 0 and iterations={self.iterations}")
+            raise LTHError(f"rewind_iteration={self.save_at} must be between start_iteration={self.start_iteration} "
+                          f"and iterations={self.iterations}")
 
 
 @dataclass

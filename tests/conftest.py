@@ -77,12 +77,14 @@ TINY_CONFIG = {
 }
 
 
-def snakemake_cmd(workdir: Path, *args: str, config: dict | None = None, configfile: Path | None = None) -> list[str]:
+def snakemake_cmd(workdir: Path, *args: str, config: dict | None = None, configfile: Path | None = None,
+                  repo: Path = ROOT) -> list[str]:
+    """The snakemake command line of the workflow in ``repo`` (this repository, or a copy of it)."""
     cmd = [
         sys.executable, "-m", "snakemake",
-        "-s", str(ROOT / "Snakefile"),
+        "-s", str(repo / "Snakefile"),
         "--directory", str(workdir),
-        "--configfile", str(configfile or ROOT / "config.yaml"),
+        "--configfile", str(configfile or repo / "config.yaml"),
     ]
     if config:
         cmd += ["--config"] + [f"{k}={_yaml_value(v)}" for k, v in config.items()]
@@ -100,18 +102,19 @@ def _yaml_value(v) -> str:
 
 
 def run_snakemake(workdir: Path, *args: str, config: dict | None = None, configfile: Path | None = None,
-                  check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+                  check: bool = True, timeout: float = 600, repo: Path = ROOT) -> subprocess.CompletedProcess:
     """Run snakemake on the repository's Snakefile in ``workdir``; return the completed process."""
-    cmd = snakemake_cmd(workdir, *args, config=config, configfile=configfile)
+    cmd = snakemake_cmd(workdir, *args, config=config, configfile=configfile, repo=repo)
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
 
 
-def dry_run_jobs(workdir: Path, *args: str, config: dict | None = None, configfile: Path | None = None) -> dict[str, int]:
+def dry_run_jobs(workdir: Path, *args: str, config: dict | None = None, configfile: Path | None = None,
+                 repo: Path = ROOT) -> dict[str, int]:
     """Rule name -> number of jobs a dry run would execute (parsed from Snakemake's job stats)."""
-    proc = run_snakemake(workdir, "-n", "--quiet", "rules", *args, config=config, configfile=configfile)
+    proc = run_snakemake(workdir, "-n", "--quiet", "rules", *args, config=config, configfile=configfile, repo=repo)
     counts: dict[str, int] = {}
     text = proc.stdout + proc.stderr
     if "Nothing to be done" in text:

@@ -26,6 +26,7 @@ from lth.models import init_model
 from lth.pruning import target_remaining
 
 from conftest import (
+    ROOT,
     SHARED_MNIST,
     TINY_CONFIG,
     dry_run_jobs,
@@ -193,6 +194,14 @@ def test_tiny_run_rewinds_to_the_trials_theta0(tiny_run, tiny_config):
 
 def test_tiny_run_leaves_no_temporary_files(tiny_run):
     assert not [p for p in tiny_run.rglob("*.part")]
+
+
+def test_tiny_run_provenance_names_the_repository_commit(tiny_run):
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip("the repository is not a git checkout")
+    provenance = json.loads((tiny_run / "results" / "provenance.json").read_text())
+    assert provenance["git"]["commit"] == head.stdout.strip()
 
 
 # --- what a config edit reruns (dry runs against the completed tiny run) -------------------------

@@ -55,15 +55,16 @@ def random_mask_seed(seed: int, trial: int, round_: int) -> int:
     return derive_seed("random_pruning", seed, trial, round_)
 
 
-NUMERICS_MODULES = ("models.py", "pruning.py", "training.py")
+NUMERICS_MODULES = ("models.py", "pruning.py", "sparse.py", "training.py")
 
 
 def code_version() -> str:
-    """A short hash of the modules that determine the numbers (model, pruning, training loop).
+    """A short hash of the modules that determine the numbers (model, pruning, training loop,
+    sparse kernels).
 
     Every result records it; the aggregate step warns when results of one grid come from
-    different versions (Snakemake reruns a job when its script changes, not when the library
-    it imports does: rerun with ``--forcerun train_dense train_sparse`` after such an edit).
+    different versions. (The workflow reruns a job when any code its script runs changes, by the
+    rules' `code` param, lth.sources; this record is for the reader of a result.json.)
     """
     h = hashlib.sha256()
     for path in sorted(Path(__file__).parent / name for name in NUMERICS_MODULES):

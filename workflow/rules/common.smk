@@ -7,6 +7,7 @@ import math
 
 import torch
 from lth import lineage as L
+from lth.sources import code_hash
 from lth.studies import study_variants, varied_settings
 
 # The current configuration and, with a study, each variant (checked like the config itself).
@@ -33,6 +34,14 @@ wildcard_constraints:
     replicate=r"\d+",
     iteration=r"\d+",
     experiment=r"ticket|reinit_\d+|random_pruning",
+
+
+def script_code(script):
+    """Every rule's `code` param: a hash of its script and of the lth modules the script imports
+    (lth.sources), without comments and docstrings. With the workflow profile's rerun triggers
+    (no `code`: that one goes by the script's modification time), a job reruns when the code it
+    runs changes, a library module included, and a fresh clone of the same code reruns nothing."""
+    return code_hash(os.path.join(workflow.basedir, "workflow", "scripts", script))
 
 
 def dense_cfg(wc):

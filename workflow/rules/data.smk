@@ -14,6 +14,7 @@ rule download_mnist:
         mem_mb=1000,
         runtime=15,
     params:
+        code=script_code("download_mnist.py"),
         source=config["data_source"],
         verify=config["verify_data"],
     script:

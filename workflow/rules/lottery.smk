@@ -13,6 +13,7 @@ rule dense_settings:
     conda:
         CONDA_ENV
     params:
+        code=script_code("write_settings.py"),
         settings=lambda wc: L.lineage(dense_cfg(wc)).dense_settings,
     script:
         "../scripts/write_settings.py"
@@ -24,6 +25,7 @@ use rule dense_settings as prune_settings with:
     log:
         "logs/runs/{dense}/{prune}/settings.log",
     params:
+        code=script_code("write_settings.py"),
         settings=lambda wc: L.lineage(prune_cfg(wc)).prune_settings,
 
 
@@ -41,6 +43,7 @@ rule init:
         mem_mb=1000,
         runtime=5,
     params:
+        code=script_code("init.py"),
         model=setting("model"),
         seed=lambda wc: ticket_seed(dense_cfg(wc)["seed"], int(wc.trial)),
     script:
@@ -55,6 +58,7 @@ use rule init as init_reinit with:
     log:
         "logs/runs/{dense}/trial_{trial}/reinit_{replicate}/round_{round}.log",
     params:
+        code=script_code("init.py"),
         model=setting("model"),
         seed=lambda wc: reinit_seed(dense_cfg(wc)["seed"], int(wc.trial), int(wc.replicate), int(wc["round"])),
 
@@ -80,6 +84,7 @@ rule train_dense:
         runtime=train_runtime,
     params:
         **train_params(),
+        code=script_code("train.py"),
     script:
         "../scripts/train.py"
 
@@ -104,6 +109,7 @@ rule rewind_point:
         runtime=train_runtime,
     params:
         **train_params(),
+        code=script_code("rewind_point.py"),
     script:
         "../scripts/rewind_point.py"
 
@@ -122,6 +128,7 @@ rule prune:
         mem_mb=1000,
         runtime=5,
     params:
+        code=script_code("prune.py"),
         model=setting("model", prune_cfg),
         prune_rate=setting("prune_rate", prune_cfg),
         output_prune_rate=setting("output_prune_rate", prune_cfg),
@@ -145,6 +152,7 @@ rule random_mask:
         mem_mb=1000,
         runtime=5,
     params:
+        code=script_code("random_mask.py"),
         model=setting("model"),
         seed=lambda wc: random_mask_seed(dense_cfg(wc)["seed"], int(wc.trial), _round(wc)),
     script:
@@ -174,6 +182,7 @@ rule train_sparse:
         runtime=train_runtime,
     params:
         **train_params(),
+        code=script_code("train.py"),
         # late rewinding: train iterations k+1..T from the dense run's weights at k
         rewind_iteration=setting("rewind_iteration", prune_cfg),
     script:

@@ -36,8 +36,8 @@ rule aggregate:
         mem_mb=2000,
         runtime=10,
     params:
+        code=script_code("aggregate.py"),
         config={key: config[key] for key in sorted(config)},
-        repo=workflow.basedir,
         train=train_settings(config),
     script:
         "../scripts/aggregate.py"
@@ -80,5 +80,7 @@ rule plot:
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        code=script_code("plot.py"),
     script:
         "../scripts/plot.py"

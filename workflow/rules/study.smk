@@ -43,6 +43,7 @@ rule study_aggregate:
         mem_mb=2000,
         runtime=10,
     params:
+        code=script_code("study_aggregate.py"),
         # The variants' full configs: an edit to any of them remakes the comparison.
         variants={name: {k: c[k] for k in sorted(c)} for name, c in VARIANTS.items()},
         results=_study_inputs("result.json"),
@@ -72,6 +73,7 @@ rule study_plot:
         mem_mb=1000,
         runtime=10,
     params:
+        code=script_code("study_plot.py"),
         varied=varied_settings(VARIANTS),
         study=lambda wc: wc.study,
     script:

@@ -1,5 +1,7 @@
 """summary.csv, curves.csv, the claims verdict and the provenance record."""
 
+from pathlib import Path
+
 from lth.aggregate import build_tables, check_fresh, code_versions, write_csv
 from lth.claims import claims_markdown, claims_table, evaluate_claims
 from lth.fileio import write_json, write_text
@@ -21,7 +23,10 @@ def main(log):
     verdicts = evaluate_claims(summary, p.config["pruning"])
     write_csv(claims_table(verdicts), out.claims_csv)
     write_text(out.claims_md, claims_markdown(verdicts, p.config))
-    write_json(out.provenance, collect(p.config, inp.checksums, p.repo, versions))
+    # The repository this script runs from (its git commit goes into provenance.json): not a
+    # param, which would rerun this job for the same code in a clone at another place.
+    repo = Path(snakemake.scriptdir).parents[1]  # noqa: F821
+    write_json(out.provenance, collect(p.config, inp.checksums, repo, versions))
     log(f"{len(summary)} training jobs, {len(curves)} evaluations; claims: "
         + ", ".join(f"{v.claim_id}:{v.verdict}" for v in verdicts))
 

@@ -1,0 +1,83 @@
+"""lth.sources: which files a workflow script runs, and the hash every rule passes as `code`."""
+
+import shutil
+from pathlib import Path
+
+from lth.sources import code_hash, sources
+
+from conftest import ROOT
+
+SCRIPTS = ROOT / "workflow" / "scripts"
+
+
+def names(script):
+    return {p.name for p in sources(script)[1:]}
+
+
+def test_the_training_script_runs_the_numerics_modules_and_not_the_figures():
+    found = names(SCRIPTS / "train.py")
+    # experiment imports checkpoint with `from . import checkpoint`, training imports sparse
+    assert {"experiment.py", "training.py", "sparse.py", "models.py", "pruning.py", "data.py",
+            "checkpoint.py", "__init__.py"} <= found
+    assert not found & {"plots.py", "claims.py", "compare.py", "summarize.py", "aggregate.py"}
+
+
+def test_the_plot_script_runs_the_plots_and_not_the_training_loop():
+    found = names(SCRIPTS / "plot.py")
+    assert "plots.py" in found
+    assert not found & {"training.py", "sparse.py", "models.py"}
+
+
+def _package(tmp_path: Path) -> tuple[Path, Path]:
+    """A small package `lth` and a script that imports it, in tmp_path."""
+    pkg = tmp_path / "src" / "lth"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text('"""The package."""\n')
+    (pkg / "a.py").write_text("from . import b\n\n\ndef f():\n    from .c import g  # inside a function\n    return g()\n")
+    (pkg / "b.py").write_text("X = 1\n")
+    (pkg / "c.py").write_text("def g():\n    return 2\n")
+    (pkg / "unused.py").write_text("Y = 3\n")
+    script = tmp_path / "scripts" / "job.py"
+    script.parent.mkdir()
+    script.write_text("from lth.a import f\n\nf()\n")
+    return script, pkg
+
+
+def test_sources_follow_relative_imports_and_imports_inside_functions(tmp_path):
+    script, pkg = _package(tmp_path)
+    assert sources(script, pkg) == [script.resolve()] + sorted(
+        (pkg / n).resolve() for n in ("__init__.py", "a.py", "b.py", "c.py"))
+
+
+def test_the_hash_changes_with_the_code_of_any_module_the_script_reaches(tmp_path):
+    script, pkg = _package(tmp_path)
+    before = code_hash(script, pkg)
+    (pkg / "unused.py").write_text("Y = 4\n")
+    assert code_hash(script, pkg) == before  # a module the script never imports
+    for name, edit in (("c.py", "def g():\n    return 3\n"),  # reached only from inside a function
+                       ("b.py", "X = 2\n"),
+                       ("__init__.py", '"""The package."""\nZ = 0\n')):
+        old = (pkg / name).read_text()
+        (pkg / name).write_text(edit)
+        assert code_hash(script, pkg) != before, name
+        (pkg / name).write_text(old)
+        assert code_hash(script, pkg) == before, name
+    script.write_text("from lth.a import f\n\nf()\nf()\n")
+    assert code_hash(script, pkg) != before
+
+
+def test_comments_docstrings_and_layout_do_not_change_the_hash(tmp_path):
+    script, pkg = _package(tmp_path)
+    before = code_hash(script, pkg)
+    (pkg / "__init__.py").write_text('"""Another docstring, longer."""\n# and a comment\n')
+    (pkg / "c.py").write_text('def g():\n    """Why two."""\n\n    return (2)  # the answer\n')
+    assert code_hash(script, pkg) == before
+    (pkg / "c.py").write_text('def g():\n    """Why two."""\n    return "Why two."\n')  # a string that is code
+    assert code_hash(script, pkg) != before
+
+
+def test_the_same_code_elsewhere_gives_the_same_hash(tmp_path):
+    script, pkg = _package(tmp_path / "one")
+    copy = tmp_path / "two" / "deeper"
+    shutil.copytree(tmp_path / "one", copy)
+    assert code_hash(copy / "scripts" / "job.py", copy / "src" / "lth") == code_hash(script, pkg)

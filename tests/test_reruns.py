@@ -78,6 +78,20 @@ def test_an_edit_of_the_training_loop_reruns_training_and_what_follows_it(first_
     assert not {"download_mnist", "dense_settings", "prune_settings"} & counts.keys()
 
 
+def test_touch_adopts_an_edit_known_to_leave_the_numbers_alone(first_run, config, tmp_path):
+    # What docs/troubleshooting.md advises after a refactoring: --touch records the new hashes.
+    run = tmp_path / "run"
+    shutil.copytree(first_run, run)  # this test changes the run's records
+    repo = clone(tmp_path / "clone")
+    append(repo / "src" / "lth" / "training.py", "\nREFACTORED = True\n")
+    assert dry_run_jobs(run, config=config, repo=repo).get("train_dense") == 1
+    results = sorted(run.glob("results/runs/**/result.json"))
+    before = [p.read_bytes() for p in results]
+    run_snakemake(run, "--touch", "--cores", "1", config=config, repo=repo)
+    assert dry_run_jobs(run, config=config, repo=repo) == {}
+    assert results and [p.read_bytes() for p in results] == before
+
+
 def test_an_edit_of_a_script_reruns_its_rule_and_what_follows_it(first_run, config, tmp_path):
     # Snakemake's own `code` trigger is off (profiles/default): the script's hash must do its work.
     repo = clone(tmp_path / "clone")

@@ -66,12 +66,17 @@ def test_the_hash_changes_with_the_code_of_any_module_the_script_reaches(tmp_pat
     assert code_hash(script, pkg) != before
 
 
-def test_comments_docstrings_and_layout_do_not_change_the_hash(tmp_path):
+def test_comments_docstrings_layout_and_the_version_do_not_change_the_hash(tmp_path):
     script, pkg = _package(tmp_path)
     before = code_hash(script, pkg)
     (pkg / "__init__.py").write_text('"""Another docstring, longer."""\n# and a comment\n')
     (pkg / "c.py").write_text('def g():\n    """Why two."""\n\n    return (2)  # the answer\n')
     assert code_hash(script, pkg) == before
+    (pkg / "__init__.py").write_text('"""The package."""\n__version__ = "9.9"\n')  # a release bump
+    assert code_hash(script, pkg) == before
+    (pkg / "__init__.py").write_text('"""The package."""\n__all__ = ["a"]\n')  # other code counts
+    assert code_hash(script, pkg) != before
+    (pkg / "__init__.py").write_text('"""The package."""\n')
     (pkg / "c.py").write_text('def g():\n    """Why two."""\n    return "Why two."\n')  # a string that is code
     assert code_hash(script, pkg) != before
 

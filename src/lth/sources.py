@@ -95,9 +95,12 @@ _DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 
 @lru_cache(maxsize=None)
 def _code_only(text: str) -> bytes:
-    """The syntax tree of a file's ``text`` without its docstrings, as text (comments are not in
-    the tree)."""
+    """The syntax tree of a file's ``text`` without its docstrings and its ``__version__``, as text
+    (comments are not in the tree)."""
     tree = ast.parse(text)  # a tree of its own: this one is edited
+    # The package's version string computes nothing: a release bump must not retrain every job.
+    tree.body = [stmt for stmt in tree.body if not (
+        isinstance(stmt, ast.Assign) and [ast.unparse(t) for t in stmt.targets] == ["__version__"])]
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if (isinstance(node, _DOCUMENTED) and body and isinstance(body[0], ast.Expr)

@@ -1,5 +1,6 @@
 """lth.sources: which files a workflow script runs, and the hash every rule passes as `code`."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -86,3 +87,28 @@ def test_the_same_code_elsewhere_gives_the_same_hash(tmp_path):
     copy = tmp_path / "two" / "deeper"
     shutil.copytree(tmp_path / "one", copy)
     assert code_hash(copy / "scripts" / "job.py", copy / "src" / "lth") == code_hash(script, pkg)
+
+
+
+def test_every_rule_with_a_script_passes_the_hash_of_that_script():
+    # The workflow profile turns Snakemake's own `code` trigger off: a rule without `code=` would
+    # never rerun after an edit of its script.
+    script_of: dict[str, str | None] = {}  # rule -> the script it runs
+    checked = []
+    for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        for block in re.split(r"(?m)^(?=rule |use rule )", smk.read_text()):
+            if block.startswith("rule "):
+                name = re.match(r"rule (\w+)", block).group(1)
+                found = re.search(r'script:\n\s+"\.\./scripts/([\w.]+)"', block)
+                script = script_of[name] = found.group(1) if found else None
+            elif block.startswith("use rule "):
+                # `use rule X as Y with:` runs X's script; params, if given, replace X's
+                parent, name = re.match(r"use rule (\w+) as (\w+)", block).groups()
+                script = script_of[parent] if "params:" in block else None
+            else:
+                continue
+            if script is not None:
+                line = rf'^\s+code=script_code\("{re.escape(script)}"\),$'
+                assert re.search(line, block, re.M), f"{smk.name}: rule {name} runs {script} without its code hash"
+                checked.append(name)
+    assert {"train_dense", "train_sparse", "init_reinit", "prune_settings", "plot", "study_plot"} <= set(checked)

@@ -21,7 +21,6 @@ from functools import lru_cache
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-PACKAGE = PACKAGE_DIR.name
 
 
 def _tree(path: Path) -> ast.Module:
@@ -49,11 +48,11 @@ def _module_file(name: str, package_dir: Path) -> Path | None:
 def _imported_names(path: Path, package_dir: Path) -> set[str]:
     """Dotted names of the package's modules that ``path`` imports anywhere in its body (inside
     functions too: a conservative reading). ``from lth import x`` counts both lth and lth.x."""
-    tree = _tree(path)
     # the package a module of ours sits in (what a relative import starts from); None for scripts
-    here = list(path.resolve().relative_to(package_dir.parent).parts[:-1]) if path.resolve().is_relative_to(package_dir) else None
+    path = path.resolve()
+    here = list(path.relative_to(package_dir.parent).parts[:-1]) if path.is_relative_to(package_dir) else None
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(_tree(path)):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

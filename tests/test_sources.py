@@ -4,7 +4,7 @@ import re
 import shutil
 from pathlib import Path
 
-from lth.sources import code_hash, sources
+from lth.sources import _canonical, code_hash, sources
 
 from conftest import ROOT
 
@@ -112,3 +112,67 @@ def test_every_rule_with_a_script_passes_the_hash_of_that_script():
                 assert re.search(line, block, re.M), f"{smk.name}: rule {name} runs {script} without its code hash"
                 checked.append(name)
     assert {"train_dense", "train_sparse", "init_reinit", "prune_settings", "plot", "study_plot"} <= set(checked)
+
+
+# Code whose syntax tree each Python writes out in its own way (ast.dump): functions and classes
+# (3.12 adds `type_params`), defaults, annotations, f-strings, a match, `return None` and `return`.
+_EVERY_PYTHON = '''
+import math
+from lth.b import X
+
+
+class Net(object):
+    size: int = 3
+
+    @staticmethod
+    def forward(x, *args, scale=1.0, **kw):
+        return [v * scale for v in x if v is not None]
+
+
+async def later(n):
+    return None
+
+
+def describe(value, width=8):
+    match value:
+        case {"kind": kind, **rest}:
+            return f"{kind!r:>{width}} {len(rest)}"
+        case [first, *_]:
+            return first
+    try:
+        return math.sqrt(value) + X
+    except (TypeError, ValueError) as error:
+        raise RuntimeError(str(error)) from None
+    finally:
+        pass
+    return
+'''
+
+
+def test_the_hash_is_the_same_in_every_python(tmp_path):
+    # A run folder made with one Python and continued with another must not retrain: the hash
+    # of this code is the same on Python 3.10, 3.11, 3.12 and 3.13 (checked on each). If an edit
+    # of lth.sources changes it on purpose, every run folder reruns once: say so in the release.
+    pkg = tmp_path / "src" / "lth"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "b.py").write_text("X = 1.5\n")
+    script = tmp_path / "job.py"
+    script.write_text(_EVERY_PYTHON)
+    assert code_hash(script, pkg) == "d123f5166bc80177"
+
+
+def test_what_one_python_adds_to_the_tree_of_the_same_code_is_left_out():
+    # The test above runs on one Python; this one makes the others' trees from this one's.
+    import ast
+
+    tree = ast.parse(_EVERY_PYTHON)
+    before = _canonical(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            node.type_params = []  # 3.12 and later: every def has one, empty without generics
+        if isinstance(node, ast.JoinedStr):  # 3.12: an empty string after a nested format spec
+            node.values.append(ast.Constant(""))
+    assert _canonical(tree) == before
+    tree.body[2].body[0].simple = 0  # `(size): int = 3`: a field that means something counts
+    assert _canonical(tree) != before

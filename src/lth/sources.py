@@ -9,8 +9,10 @@ package it imports (directly or through other modules), and the workflow profile
 `code` trigger: a job reruns exactly when the code it runs has changed, wherever the clone is.
 
 The hash is of each file's syntax tree without docstrings, so that comments, docstrings and
-layout can be edited without retraining (the tree's form can differ between Python versions:
-a run folder moved to another Python reruns once).
+layout can be edited without retraining. The tree is written out in a form of its own, not
+`ast.dump`'s: each Python adds fields (3.12's empty `type_params`) or changes what the dump shows
+(3.13 leaves empty ones out), and the hash must not change with the Python a run folder meets
+(the same on 3.10 to 3.13: tests/test_sources.py).
 """
 
 from __future__ import annotations
@@ -92,6 +94,23 @@ def sources(script: str | Path, package_dir: Path = PACKAGE_DIR) -> list[Path]:
 _DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 
 
+def _canonical(node: object) -> str:
+    """``node`` as text that is the same in every Python that parses it into the same tree: the
+    fields in the order the node lists them, leaving out the empty and absent ones (a field a newer
+    Python added, like `type_params`, is empty wherever the code does not use it)."""
+    if isinstance(node, ast.Constant):  # its value None is code (`x = None`), not an absent field
+        return f"Constant({node.value!r})"
+    if isinstance(node, ast.JoinedStr):  # 3.12 puts an empty string into some f-strings' format specs
+        node = ast.JoinedStr(values=[v for v in node.values if not (isinstance(v, ast.Constant) and v.value == "")])
+    if isinstance(node, ast.AST):
+        fields = ((name, getattr(node, name, None)) for name in node._fields)
+        return type(node).__name__ + "(" + ",".join(
+            f"{name}={_canonical(value)}" for name, value in fields if value is not None and value != []) + ")"
+    if isinstance(node, list):
+        return "[" + ",".join(_canonical(item) for item in node) + "]"
+    return repr(node)
+
+
 @lru_cache(maxsize=None)
 def _code_only(text: str) -> bytes:
     """The syntax tree of a file's ``text`` without its docstrings and its ``__version__``, as text
@@ -105,7 +124,7 @@ def _code_only(text: str) -> bytes:
         if (isinstance(node, _DOCUMENTED) and body and isinstance(body[0], ast.Expr)
                 and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
             node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree).encode()
+    return _canonical(tree).encode()
 
 
 def code_hash(script: str | Path, package_dir: Path = PACKAGE_DIR) -> str:

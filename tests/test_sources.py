@@ -1,5 +1,6 @@
 """lth.sources: which files a workflow script runs, and the hash every rule passes as `code`."""
 
+import ast
 import re
 import shutil
 from pathlib import Path
@@ -164,8 +165,6 @@ def test_the_hash_is_the_same_in_every_python(tmp_path):
 
 def test_what_one_python_adds_to_the_tree_of_the_same_code_is_left_out():
     # The test above runs on one Python; this one makes the others' trees from this one's.
-    import ast
-
     tree = ast.parse(_EVERY_PYTHON)
     before = _canonical(tree)
     for node in ast.walk(tree):

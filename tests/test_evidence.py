@@ -30,19 +30,18 @@ def test_committed_claims_are_what_the_code_makes_of_the_committed_summary(folde
         assert made[column].tolist() == committed[column].tolist(), f"{folder}: {column}"
 
 
-def study_verdicts() -> dict[int, str]:
-    claims = pd.read_csv(STUDY / "claims.csv")
+def verdicts(folder: Path) -> dict[int, str]:
+    """claim id -> verdict of a committed claims.csv."""
+    claims = pd.read_csv(folder / "claims.csv")
     return dict(zip(claims["claim_id"], claims["verdict"]))
 
 
 def test_the_study_measures_all_six_claims_each_on_the_variant_that_can():
-    verdicts = study_verdicts()
-    assert sorted(verdicts) == [1, 2, 3, 4, 5, 6]
-    assert "NOT-RUN" not in verdicts.values()
-    iterative = pd.read_csv(STUDY / "iterative" / "claims.csv").set_index("claim_id")["verdict"]
-    oneshot = pd.read_csv(STUDY / "oneshot" / "claims.csv").set_index("claim_id")["verdict"]
-    assert {k: verdicts[k] for k in range(1, 6)} == {k: iterative[k] for k in range(1, 6)}
-    assert verdicts[6] == oneshot[6]
+    study, iterative, oneshot = verdicts(STUDY), verdicts(STUDY / "iterative"), verdicts(STUDY / "oneshot")
+    assert sorted(study) == [1, 2, 3, 4, 5, 6]
+    assert "NOT-RUN" not in study.values()
+    assert {k: study[k] for k in range(1, 6)} == {k: iterative[k] for k in range(1, 6)}
+    assert study[6] == oneshot[6]
 
 
 def readme_claims_table() -> dict[int, str]:
@@ -58,4 +57,4 @@ def readme_claims_table() -> dict[int, str]:
 
 
 def test_the_readme_claims_table_shows_the_studys_verdicts():
-    assert readme_claims_table() == study_verdicts()
+    assert readme_claims_table() == verdicts(STUDY)

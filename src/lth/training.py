@@ -40,6 +40,7 @@ from torch import nn
 from .data import Split
 from .errors import LTHError
 from .sparse import SparseEvaluator, SparseMLPStep, sparse_layers
+from .torch_ops import FusedAdam, foreach_mul_
 
 EVAL_CHUNK = 1000  # rows per evaluation matmul: faster than one huge batch (cache-friendly)
 KERNELS = ("dense", "sparse", "auto")
@@ -124,48 +125,6 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     return loss.item() / len(x), correct.item() / len(x)
 
 
-class FusedAdam:
-    """Adam (no weight decay) through PyTorch's fused kernel, bit-identical to
-    ``torch.optim.Adam(params, lr, fused=True)``.
-
-    Why not that class: constructing any ``torch.optim`` optimizer imports ``torch._dynamo``,
-    which costs about 1.5 s per training job on this machine's CPUs (a third of a job's fixed
-    cost). A test checks that both give the same bits.
-    """
-
-    def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8) -> None:
-        self.params = [p for p in params]
-        self.lr, self.betas, self.eps = lr, betas, eps
-        for p in self.params:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-        self.exp_avgs = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sqs = [torch.zeros_like(p) for p in self.params]
-        self.steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
-
-    def zero_grad(self, set_to_none: bool = False) -> None:
-        torch._foreach_zero_([p.grad for p in self.params])
-
-    @torch.no_grad()
-    def step(self) -> None:
-        torch._foreach_add_(self.steps, 1)
-        torch._fused_adam_(
-            self.params,
-            [p.grad for p in self.params],
-            self.exp_avgs,
-            self.exp_avg_sqs,
-            [],
-            self.steps,
-            lr=self.lr,
-            beta1=self.betas[0],
-            beta2=self.betas[1],
-            weight_decay=0.0,
-            eps=self.eps,
-            amsgrad=False,
-            maximize=False,
-        )
-
-
 class _Masker:
     """Multiplies the masked weights by their (float) masks in one foreach call."""
 
@@ -184,7 +143,7 @@ class _Masker:
     @torch.no_grad()
     def apply(self) -> None:
         if self.weights:
-            torch._foreach_mul_(self.weights, self.masks)
+            foreach_mul_(self.weights, self.masks)
 
 
 class _AutogradStep:

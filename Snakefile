@@ -2,24 +2,20 @@
 # download MNIST -> init theta0 -> train dense -> prune -> rewind + retrain (rounds x trials),
 # with the controls, -> aggregate -> plot; and studies that compare variants. See README.md.
 
-import os
-import sys
-
 from snakemake.utils import min_version, validate
 
 min_version("8.0")
 
+
 # The workflow's own package, importable without an install (e.g. in the conda env of
-# `--sdm conda`): here, and in every job through PYTHONPATH (set, not required: no envvars).
-SRC = os.path.join(workflow.basedir, "src")
-sys.path.insert(0, SRC)
-if SRC not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
-    os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
+# `--sdm conda`), also when this workflow is a module of another one: here, and in every job.
+include: "workflow/rules/package.smk"
 
 
 # The repository's config.yaml, wherever the run's working directory is (`--directory DIR`);
-# `--configfile` and `--config` are applied on top of it.
-configfile: os.path.join(workflow.basedir, "config.yaml")
+# `--configfile` and `--config` are applied on top of it. (As a module with `config:`, Snakemake
+# skips this: the schema's defaults, the same values, fill in what the other workflow leaves out.)
+configfile: OWN_CONFIGFILE
 
 
 report: "workflow/report/workflow.rst"

@@ -41,7 +41,9 @@ def script_code(script):
     (lth.sources), without comments and docstrings. With the workflow profile's rerun triggers
     (no `code`: that one goes by the script's modification time), a job reruns when the code it
     runs changes, a library module included, and a fresh clone of the same code reruns nothing."""
-    return code_hash(os.path.join(workflow.basedir, "workflow", "scripts", script))
+    # The script as Snakemake runs it (this workflow's own, also from a module or a git source)
+    # and the lth package of package.smk, which the jobs import.
+    return code_hash(workflow.source_path(f"../scripts/{script}"), LTH_PACKAGE)
 
 
 def dense_cfg(wc):

@@ -55,7 +55,7 @@ def random_mask_seed(seed: int, trial: int, round_: int) -> int:
     return derive_seed("random_pruning", seed, trial, round_)
 
 
-NUMERICS_MODULES = ("models.py", "pruning.py", "sparse.py", "training.py")
+NUMERICS_MODULES = ("models.py", "pruning.py", "sparse.py", "sparse_kernels.py", "training.py")
 
 
 def code_version() -> str:

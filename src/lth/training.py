@@ -39,7 +39,7 @@ from torch import nn
 
 from .data import Split
 from .errors import LTHError
-from .sparse import SparseEvaluator, SparseMLPStep, sparse_layers
+from .sparse import SparseNet
 from .torch_ops import FusedAdam, foreach_mul_
 
 EVAL_CHUNK = 1000  # rows per evaluation matmul: faster than one huge batch (cache-friendly)
@@ -268,29 +268,20 @@ class _DenseKernels:
 
 
 class _SparseKernels:
-    """Survivor values only (``lth.sparse``); the model's dense weights are written back on
-    ``write_back`` (before a snapshot and at the end)."""
+    """Survivor values only (``lth.sparse.SparseNet``: compiled CSR loops, Adam over the
+    survivors); the model's dense weights are written back on ``write_back`` (before a snapshot
+    and at the end)."""
 
     name = "sparse"
 
-    def __init__(self, model: nn.Module, masks: dict[str, torch.Tensor] | None, cfg: TrainConfig,
-                 fixed_inputs: tuple[torch.Tensor, ...] = ()) -> None:
+    def __init__(self, model: nn.Module, masks: dict[str, torch.Tensor] | None, cfg: TrainConfig) -> None:
         layers = _mlp_layers(model)
         names = {id(p): n for n, p in model.named_parameters()}
-        self.layers = sparse_layers(layers, masks, [names[id(lyr.weight)] for lyr in layers])
-        biases = [lyr.bias for lyr in layers]
-        self.optimizer = FusedAdam([lyr.values for lyr in self.layers] + biases, lr=cfg.lr)
-        self._step = SparseMLPStep(self.layers, cfg.batch_size, self.optimizer)
-        self.evaluate = SparseEvaluator(self.layers)
-        for x in fixed_inputs:
-            self.evaluate.add_fixed_input(x)
-
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self._step(x, y)
-
-    def write_back(self) -> None:
-        for lyr in self.layers:
-            lyr.write_back()
+        masks = masks or {}
+        self.net = SparseNet(layers, [masks.get(names[id(lyr.weight)]) for lyr in layers], cfg.batch_size, cfg.lr)
+        self.step = self.net.step
+        self.evaluate = self.net.evaluate
+        self.write_back = self.net.write_back
 
 
 def train(
@@ -316,7 +307,7 @@ def train(
     masker = _Masker(model, masks)
     masker.apply()
     if select_kernel(cfg.kernels, model, masks) == "sparse":
-        kernels = _SparseKernels(model, masks, cfg, fixed_inputs=(data.val_x, data.test_x))
+        kernels = _SparseKernels(model, masks, cfg)
     else:
         kernels = _DenseKernels(model, masker, cfg)
 

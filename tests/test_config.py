@@ -56,8 +56,10 @@ BAD = [
     ("prune_scope=neuron", "prune_scope", "'neuron'", "one of 'layerwise', 'global'"),
     ("pruning=random", "pruning", "'random'", "one of 'iterative', 'oneshot'"),
     ("device=tpu", "device", "'tpu'", "one of 'auto', 'cpu', 'cuda'"),
-    ("test_eval=some", "test_eval", "'some'", "one of 'all', 'best'"),
+    ("test_eval=some", "test_eval", "'some'", "one of 'all', 'minima', 'best'"),
     ("patience=0", "patience", "0", ">= 1"),
+    ("leaf_patience=0", "leaf_patience", "0", ">= 1"),
+    ("test_every=0", "test_every", "0", "integer >= 1"),
     ("verify_data=maybe", "verify_data", "'maybe'", "boolean"),
     ("threads=0", "threads", "0", "integer >= 1"),
     ("reinit_per_ticket=0", "reinit_per_ticket", "0", "integer >= 1 and <= 100"),
@@ -104,6 +106,13 @@ RELATIONS = [
      "expected patience <= 2"),
     (["patience=4", "iterations=550", "eval_every=100", "rewind_iteration=300"], "give 3 evaluation(s) after "
      "rewind_iteration=300", "expected patience <= 2"),  # 400, 500, 550
+    # leaf_patience: the same bound, and not together with patience (which stops every job already)
+    (["leaf_patience=500"], "config key 'leaf_patience': 500 can never stop training early",
+     "expected leaf_patience <= 499, or null"),
+    (["leaf_patience=3", "iterations=500", "eval_every=100", "rewind_iteration=250"],
+     "config key 'leaf_patience': 3 can never stop training early", "3 evaluation(s) after rewind_iteration=250"),
+    (["patience=10", "leaf_patience=5"], "config key 'leaf_patience': 5 is set together with patience=10",
+     "expected one of them, the other null"),
     # reinit_per_ticket without the reinit control
     (["reinit_per_ticket=3", "controls=[]"], "config key 'reinit_per_ticket': 3 has no effect: controls=[] "
      "does not include 'reinit'", "expected controls to include 'reinit', or reinit_per_ticket: 1"),
@@ -148,6 +157,9 @@ def test_relations_the_schema_cannot_express(entries, match, allowed):
     ["patience=2", "iterations=250", "eval_every=100"],
     ["patience=2", "iterations=500", "eval_every=100", "rewind_iteration=250"],
     ["patience=2", "iterations=550", "eval_every=100", "rewind_iteration=300"],
+    ["leaf_patience=499"],
+    ["leaf_patience=2", "iterations=500", "eval_every=100", "rewind_iteration=250"],
+    ["test_every=30"],                           # need not divide by eval_every (the first evaluation after)
     ["reinit_per_ticket=3"],                     # with the reinit control (the default)
     ["reinit_per_ticket=1", "controls=[]"],      # 1 is the default: not a choice the user made
     ["rounds=41"],                               # the most lenet_300_100 allows at 20 % / 10 %

@@ -8,8 +8,10 @@ row's test accuracy shows whether (and when) the test split was evaluated.
 
 What the docstrings promise: the early-stop row is the evaluation with the minimum validation
 loss, the first one on ties; with ``test_eval: all`` every evaluation has a test accuracy, with
-``best`` exactly the evaluations that set a new (strict) minimum and the last one, NaN elsewhere;
-with ``patience: p`` training stops at the p-th evaluation in a row without a new minimum.
+``best`` exactly the evaluations that set a new (strict) minimum and the last one, NaN elsewhere,
+with ``minima`` those and the first evaluation of every window of ``test_every`` iterations;
+with ``patience: p`` (or ``leaf_patience: p``, a leaf's) training stops at the p-th evaluation in
+a row without a new minimum.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def accuracy_at(k: int) -> float:
     return (k + 1) / 100
 
 
-def scripted_train(monkeypatch, val_losses, test_eval="all", patience=None, iterations=None):
+def scripted_train(monkeypatch, val_losses, test_eval="all", patience=None, iterations=None, **more):
     """Train a tiny model for ``len(val_losses)`` evaluations (or ``iterations``) with the
     validation loss scripted; returns the result and the list of splits evaluated, in order."""
     calls: list[tuple[str, int]] = []
@@ -62,7 +64,7 @@ def scripted_train(monkeypatch, val_losses, test_eval="all", patience=None, iter
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 3))
     cfg = TrainConfig(lr=1e-3, batch_size=5, iterations=iterations or EVAL_EVERY * len(val_losses),
-                      eval_every=EVAL_EVERY, device="cpu", test_eval=test_eval, patience=patience)
+                      eval_every=EVAL_EVERY, device="cpu", test_eval=test_eval, patience=patience, **more)
     return train(model, None, tiny_split(), cfg), calls
 
 
@@ -116,10 +118,31 @@ def test_test_eval_best(monkeypatch, name):
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_both_modes_agree_on_the_early_stop_row(monkeypatch, name):
+@pytest.mark.parametrize("test_every, cadence", [
+    (30, [2, 5, 8]),     # eval_every 10 divides it: exactly at 30, 60, 90
+    (25, [2, 4, 7, 9]),  # it does not: the first evaluation of each window of 25 (30, 50, 80, 100)
+    (1000, []),          # longer than the run: the new minima and the last evaluation only
+])
+def test_test_eval_minima(monkeypatch, name, test_every, cadence):
+    losses, best, with_test = CASES[name]
+    losses = losses + [1.0] * (10 - len(losses))  # 10 evaluations, none of the padding a minimum
+    result, calls = scripted_train(monkeypatch, losses, "minima", test_every=test_every)
+    check_rows(result, losses)
+    assert result.early_stop is result.curve[best]
+    assert result.early_stop["test_accuracy"] == accuracy_at(best)
+    minima = [i for i, v in enumerate(losses) if all(v < u for u in losses[:i])]
+    assert set(minima) <= set(with_test)  # (the CASES' own count, the last row aside)
+    expected = sorted({*minima, 9, *cadence})
+    assert with_test_accuracy(result) == expected
+    assert [i for s, i in calls if s == "test"] == expected
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_every_mode_agrees_on_the_early_stop_and_final_rows(monkeypatch, name):
     losses = CASES[name][0]
-    rows = {mode: scripted_train(monkeypatch, losses, mode)[0].early_stop for mode in ("all", "best")}
-    assert rows["all"] == rows["best"]
+    results = {mode: scripted_train(monkeypatch, losses, mode, test_every=20)[0] for mode in ("all", "minima", "best")}
+    assert results["all"].early_stop == results["minima"].early_stop == results["best"].early_stop
+    assert results["all"].final == results["minima"].final == results["best"].final
 
 
 def test_last_evaluation_after_a_partial_interval(monkeypatch):
@@ -130,17 +153,33 @@ def test_last_evaluation_after_a_partial_interval(monkeypatch):
     assert result.early_stop is result.curve[1] and with_test_accuracy(result) == [0, 1, 3]
 
 
-@pytest.mark.parametrize("test_eval", ["all", "best"])
+@pytest.mark.parametrize("test_eval", ["all", "minima", "best"])
+@pytest.mark.parametrize("rule", ["patience", "leaf_patience"])  # a leaf's rule is the same one
 @pytest.mark.parametrize("losses, patience, n_run, best", [
     ([0.9, 0.5, 0.7, 0.6, 0.8, 0.1, 0.1], 3, 5, 1),  # 3 evaluations without a new minimum: stop
     ([0.9, 0.5, 0.5, 0.5, 0.5, 0.1, 0.1], 3, 5, 1),  # a tie is no new minimum
     ([0.9, 0.5, 0.7, 0.4, 0.8, 0.6, 0.1], 3, 7, 6),  # a new minimum restarts the count
     ([0.9, 0.5, 0.7, 0.6, 0.8, 0.1, 0.1], 1, 3, 1),
 ])
-def test_patience(monkeypatch, test_eval, losses, patience, n_run, best):
-    result, _ = scripted_train(monkeypatch, losses, test_eval, patience=patience)
+def test_patience(monkeypatch, test_eval, rule, losses, patience, n_run, best):
+    result, _ = scripted_train(monkeypatch, losses, test_eval, **{rule: patience})
     check_rows(result, losses)
     assert len(result.curve) == n_run and result.iterations_run == EVAL_EVERY * n_run
     assert result.early_stop is result.curve[best]
     assert result.early_stop["test_accuracy"] == accuracy_at(best)
     assert not math.isnan(result.final["test_accuracy"])  # the last evaluation is tested
+
+
+@pytest.mark.parametrize("losses, patience, n_run, best", [
+    ([0.9, 0.5, 0.7, 0.6, 0.8, 0.1, 0.1], 3, 5, 1),
+    ([0.9, 0.5, 0.5, 0.5, 0.5, 0.1, 0.1], 3, 5, 1),
+    ([0.9, 0.5, 0.7, 0.4, 0.8, 0.6, 0.1], 3, 7, 6),
+    ([0.9, 0.5, 0.7, 0.6, 0.8, 0.1, 0.1], 1, 3, 1),
+])
+def test_the_patience_audit_replays_this_stopping_rule(monkeypatch, losses, patience, n_run, best):
+    """lth.patience_audit's replay of a full curve stops where training stops (a leaf's rule)."""
+    from lth.patience_audit import stop_index
+
+    trained, _ = scripted_train(monkeypatch, losses, leaf_patience=patience)
+    assert len(trained.curve) == n_run and trained.curve.index(trained.early_stop) == best
+    assert stop_index(losses, patience) == (best, n_run - 1)

@@ -70,6 +70,11 @@ def load_weights(path: str | os.PathLike, model_name: str) -> dict[str, torch.Te
     return payload["state"]
 
 
+def weights_meta(path: str | os.PathLike) -> dict:
+    """What a weights file records beside its tensors (e.g. a leaf job's early stop)."""
+    return _load(path, "weights").get("meta") or {}
+
+
 def save_masks(path: str | os.PathLike, model_name: str, masks: dict[str, torch.Tensor], meta: dict | None = None) -> None:
     _save(path, {"format": FORMAT, "kind": "masks", "model": model_name, "masks": masks, "meta": meta or {}})
 

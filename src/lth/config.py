@@ -138,7 +138,18 @@ def check_relations(config: dict) -> None:
 
 
 def _check_patience(config: dict) -> None:
-    patience = config["patience"]
+    if config["patience"] is not None and config["leaf_patience"] is not None:
+        raise LTHError(
+            f"config key 'leaf_patience': {config['leaf_patience']} is set together with patience="
+            f"{config['patience']}, which already stops every job, the leaves included; expected one of them, "
+            "the other null"
+        )
+    for key in ("patience", "leaf_patience"):
+        _check_stops_early(config, key)
+
+
+def _check_stops_early(config: dict, key: str) -> None:
+    patience = config[key]
     if patience is None:
         return
     iterations, every, k = config["iterations"], config["eval_every"], config["rewind_iteration"]
@@ -150,9 +161,9 @@ def _check_patience(config: dict) -> None:
     if patience >= evaluations:
         after = f" after rewind_iteration={k}" if k else ""
         raise LTHError(
-            f"config key 'patience': {patience} can never stop training early: iterations="
+            f"config key '{key}': {patience} can never stop training early: iterations="
             f"{iterations} and eval_every={every} give {evaluations} evaluation(s){after}; "
-            f"expected patience <= {evaluations - 1}, or null to train all iterations"
+            f"expected {key} <= {evaluations - 1}, or null to train all iterations"
         )
 
 
@@ -244,7 +255,10 @@ RELATIONS_DOC = [
     "`eval_every` must be at most `iterations` (otherwise there is no evaluation to early-stop on).",
     "`rewind_iteration` must be smaller than `iterations`.",
     "`patience` must be smaller than the number of evaluations, ⌈`iterations` / `eval_every`⌉ "
-    "(otherwise it can never stop training; write `null` to train all iterations).",
+    "(otherwise it can never stop training; write `null` to train all iterations); so must "
+    "`leaf_patience`.",
+    "`patience` and `leaf_patience` are not set together: `patience` stops every job, the leaves "
+    "included; `leaf_patience` only the jobs whose weights no later job reads.",
     "With `verify_data: true` (the real MNIST, 60,000 training images): `val_size` must leave at "
     "least `batch_size` training images, i.e. `val_size` + `batch_size` ≤ 60,000. Smaller test data "
     "(`verify_data: false`) is checked when a job loads it.",

@@ -112,6 +112,13 @@ def make_ticket_mask(
         raise LTHError(f"pruning round must be >= 1, got {round_}")
     spec = get_spec(model_name)
     state = checkpoint.load_weights(trained, model_name)
+    stopped = checkpoint.weights_meta(trained).get("leaf_stop_iteration")
+    if stopped is not None:  # a later round must prune the weights at T (lth.lineage.job_leaf_patience)
+        raise LTHError(
+            f"{trained}: round {round_} would prune weights that stopped early at iteration {stopped} "
+            "(leaf_patience: the job was a leaf, the last round, when it ran); rerun that job, which trains all "
+            "iterations now (Snakemake does when its params change: keep 'params' in --rerun-triggers)"
+        )
     weights = {n: state[n] for n in spec.prunable(spec.build())}
     masks = dense_masks(weights) if previous_mask is None else checkpoint.load_masks(previous_mask, model_name)
     new = MagnitudePruning(prune_cfg, spec.output_layer).prune(weights, masks, round_)
@@ -131,14 +138,19 @@ def make_random_mask(model_name: str, ticket_mask: str | os.PathLike, seed: int,
 def job_train_config(settings, trial: int, start_iteration: int = 0) -> TrainConfig:
     """The TrainConfig of a training job of ``trial`` from its settings (a workflow job's params:
     anything with the config keys as attributes). ``start_iteration``: the rewind iteration k of a
-    pruned network (late rewinding trains iterations k+1..T, continuing the data order)."""
+    pruned network (late rewinding trains iterations k+1..T, continuing the data order).
+    ``test_every`` (the cadence of ``test_eval: minima``) and ``leaf_patience`` (given to leaf
+    jobs only, ``lth.lineage.job_leaf_patience``) may be absent or None."""
+    test_every = getattr(settings, "test_every", None)
     return TrainConfig(
         lr=settings.lr,
         batch_size=settings.batch_size,
         iterations=settings.iterations,
         eval_every=settings.eval_every,
         test_eval=settings.test_eval,
+        **({} if test_every is None else {"test_every": test_every}),
         patience=settings.patience,
+        leaf_patience=getattr(settings, "leaf_patience", None),
         data_seed=data_seed(settings.seed, trial),
         device=settings.device,
         kernels=settings.kernels,
@@ -166,8 +178,8 @@ def make_rewind_point(
     model.load_state_dict(checkpoint.load_weights(init, model_name))
     data = load_split(data_dir, val_size, split_seed)
     # One evaluation at the end (eval_every=iteration) and no early stop: only the weights matter.
-    short = dataclasses.replace(cfg, iterations=iteration, eval_every=iteration, patience=None, save_at=None,
-                                start_iteration=0)
+    short = dataclasses.replace(cfg, iterations=iteration, eval_every=iteration, patience=None, leaf_patience=None,
+                                save_at=None, start_iteration=0)
     train(model, None, data, short)
     checkpoint.save_weights(out, model_name, {k: v.cpu() for k, v in model.state_dict().items()},
                             {"iteration": iteration})
@@ -219,7 +231,11 @@ def run_training(
             raise LTHError("a rewind snapshot was requested but training did not save one (rewind_iteration?)")
         checkpoint.save_weights(out_snapshot, model_name, {k: v.cpu() for k, v in result.snapshot.items()},
                                 {"iteration": cfg.save_at})
-    checkpoint.save_weights(out_model, model_name, {k: v.cpu() for k, v in model.state_dict().items()})
+    # A leaf that stopped early says so in its weights file: a later round must never prune from
+    # it (make_ticket_mask refuses), e.g. after `--config rounds=N+1` where its rerun was skipped.
+    leaf_stop = cfg.leaf_patience is not None and result.final["iteration"] < cfg.iterations
+    checkpoint.save_weights(out_model, model_name, {k: v.cpu() for k, v in model.state_dict().items()},
+                            {"leaf_stop_iteration": result.final["iteration"]} if leaf_stop else None)
     write_curve(out_curve, result.curve)
     summary = {
         **(labels or {}),
@@ -233,7 +249,9 @@ def run_training(
             "start_iteration": cfg.start_iteration,
             "eval_every": cfg.eval_every,
             "test_eval": cfg.test_eval,
+            "test_every": cfg.test_every if cfg.test_eval == "minima" else None,
             "patience": cfg.patience,
+            "leaf_patience": cfg.leaf_patience,  # this job's: None unless it is a leaf (lth.lineage)
             "val_size": val_size,
             "seed": split_seed,
         },

@@ -21,6 +21,18 @@ rounds is not part of any key: more trials or rounds add jobs beside the existin
 settings each key stands for are written beside the outputs (``settings.json``), as open_lth
 writes its hyperparameters beside each hashed run.
 
+Two settings enter a key only where they do something, so that the keys of every configuration
+that leaves them out are the keys it had before they existed: ``test_every`` (the cadence of
+``test_eval: minima``) enters the dense key under ``minima`` only, and ``leaf_patience`` the
+pruning key when it is set (it never stops a dense run, so the dense runs stay shared with the
+configurations that train every leaf in full).
+
+Leaves (``job_leaf_patience``): a job whose weights no later job reads may stop early under
+``leaf_patience``. Whether the iterative ticket of round r is one depends on the rounds of every
+configuration of the DAG that shares its pruning key (``last_rounds``), which no key holds; so
+the stopping rule reaches each job through its params, and a run with more rounds reruns the
+former last round's ticket in full (and the pruning step refuses weights that stopped early).
+
 These are plain functions of a checked config (``lth.config.check_config``): the Snakefile, the
 tests and the command-line tools (``lth.summarize``, ``lth.store``) compute the same paths.
 """
@@ -107,8 +119,16 @@ def resolve_key(run_dir, key: str) -> tuple[str, str | None]:
     return dense, prune or None
 
 
+def test_cadence(config: dict) -> int | None:
+    """The ``test_every`` a job uses: the config's under ``test_eval: minima``, else None (the
+    other modes have no cadence, so the key and the params do not change with it)."""
+    return config["test_every"] if config.get("test_eval") == "minima" else None
+
+
 def dense_settings(config: dict) -> dict:
     settings = {k: config[k] for k in DENSE_KEYS if k in config}
+    if test_cadence(config) is not None:
+        settings["test_every"] = test_cadence(config)
     settings["device"] = resolved_device(config["device"])
     return settings
 
@@ -117,7 +137,38 @@ def lineage(config: dict) -> Lineage:
     dense = dense_settings(config)
     dense_key = "dense_" + _digest(dense)
     prune = {"dense": dense_key, **{k: config[k] for k in PRUNE_KEYS}}
+    if config.get("leaf_patience") is not None:
+        prune["leaf_patience"] = config["leaf_patience"]
     return Lineage(dense_key, "prune_" + _digest(prune), dense, prune)
+
+
+def is_leaf(pruning: str, experiment: str, round_: int, last_round: int) -> bool:
+    """Whether no later job reads this job's weights: the controls (reinit_<j>, random_pruning),
+    a one-shot ticket, and the iterative ticket of ``last_round``. The dense run (round 0) never
+    is: every round prunes from it or from its descendants, and late rewinding retrains it."""
+    if round_ == 0:
+        return False
+    if experiment != "ticket" or pruning == "oneshot":
+        return True
+    return round_ >= last_round
+
+
+def last_rounds(configs) -> dict[str, int]:
+    """Pruning key -> the last round any of ``configs`` (a DAG's configurations: the current one
+    and a study's variants) trains under it: only that round's iterative ticket is a leaf."""
+    last: dict[str, int] = {}
+    for config in configs:
+        key = lineage(config).prune
+        last[key] = max(last.get(key, 0), config["rounds"])
+    return last
+
+
+def job_leaf_patience(config: dict, experiment: str, round_: int, last_round: int) -> int | None:
+    """The ``leaf_patience`` a pruned job trains with (its params): the config's for a leaf, None
+    for every other job (which trains all iterations). ``config``: one of the job's lineage."""
+    if config.get("leaf_patience") is None or not is_leaf(config["pruning"], experiment, round_, last_round):
+        return None
+    return config["leaf_patience"]
 
 
 def experiments(config: dict) -> list[str]:

@@ -132,23 +132,39 @@ def choose_rounds(percents: dict[int, float], levels=None, max_lines: int = 6) -
     return sorted(chosen) or rounds[:: max(1, len(rounds) // max_lines)]
 
 
+def curve_means(curves: pd.DataFrame) -> pd.DataFrame:
+    """The points of the curves figure: per (experiment, round, iteration) the mean test accuracy
+    over the round's jobs (trials and replicates), at the iterations where every one of them has
+    a test accuracy. Under ``test_eval: minima`` a job measures it at its own new minima too, and
+    a job stopped by patience has no later rows; a mean over the jobs that happen to have a point
+    there would mix trials, so such iterations are left out (``n``: the jobs behind each mean)."""
+    keys = ["experiment", "round"]
+    jobs = curves.groupby(keys)[["trial", "replicate"]].apply(lambda g: len(g.drop_duplicates())).rename("jobs")
+    measured = curves.dropna(subset=["test_accuracy"])
+    points = measured.groupby([*keys, "iteration"])["test_accuracy"].agg(["mean", "size"]).reset_index()
+    points = points.join(jobs, on=keys)
+    points = points[points["size"] == points["jobs"]]
+    return points.rename(columns={"mean": "test_accuracy", "size": "n"}).drop(columns="jobs").reset_index(drop=True)
+
+
 def plot_curves(curves: pd.DataFrame, summary: pd.DataFrame, path: str | os.PathLike, levels=None) -> None:
-    """Test accuracy over iterations, one line per round (mean over trials), ticket and controls
-    in side-by-side panels."""
+    """Test accuracy over iterations, one line per round (mean over trials, at the iterations
+    every trial has: ``curve_means``), ticket and controls in side-by-side panels."""
     pct = summary.groupby(["experiment", "round"])["percent_remaining"].mean()
+    means = curve_means(curves)
     experiments = [e for e in LABELS if e in set(curves["experiment"])]
     fig, axes = plt.subplots(1, len(experiments), figsize=(6.5 * len(experiments), 4.5), squeeze=False, sharey=True)
     ticket_rounds = choose_rounds(pct.loc["ticket"].to_dict(), levels)
     cmap = plt.get_cmap("viridis")
     colour = {r: cmap(i / max(1, len(ticket_rounds) - 1)) for i, r in enumerate(ticket_rounds)}
     for ax, experiment in zip(axes[0], experiments):
-        c = curves[curves["experiment"] == experiment]
+        c = means[means["experiment"] == experiment]
         for r in ticket_rounds:
-            sub = c[c["round"] == r]
+            sub = c[c["round"] == r].sort_values("iteration")
             if sub.empty:
                 continue
-            mean = sub.groupby("iteration")["test_accuracy"].mean()
-            ax.plot(mean.index, mean.values * 100, color=colour[r], label=f"{pct.loc[(experiment, r)]:.1f}% remaining")
+            ax.plot(sub["iteration"], sub["test_accuracy"] * 100, color=colour[r],
+                    label=f"{pct.loc[(experiment, r)]:.1f}% remaining")
         ax.set_title(LABELS[experiment])
         ax.set_xlabel("training iteration")
         ax.grid(True, alpha=0.3)

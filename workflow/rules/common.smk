@@ -24,6 +24,8 @@ for _c in CONFIGS:
     _lin = L.lineage(_c)
     DENSE.setdefault(_lin.dense, _c)
     PRUNE.setdefault(_lin.prune, _c)
+# prune key -> the last round trained under it in this DAG: its iterative ticket is a leaf.
+LAST_ROUND = L.last_rounds(CONFIGS)
 
 
 wildcard_constraints:
@@ -75,13 +77,22 @@ TRAIN_KEYS = (
 
 
 def train_params():
-    """The settings a training job uses, from its lineage (they are also what its key hashes)."""
-    return {k: setting(k) for k in TRAIN_KEYS}
+    """The settings a training job uses, from its lineage (they are also what its key hashes);
+    test_every only under test_eval: minima (None otherwise, lth.lineage.test_cadence)."""
+    return {**{k: setting(k) for k in TRAIN_KEYS}, "test_every": lambda wc: L.test_cadence(dense_cfg(wc))}
+
+
+def leaf_patience(wc):
+    """A pruned job's stopping rule: leaf_patience for a leaf of this DAG, None for a job that a
+    later round prunes from (lth.lineage.job_leaf_patience). Through params, so that a run with
+    more rounds reruns the former last round's ticket in full."""
+    return L.job_leaf_patience(prune_cfg(wc), wc.experiment, _round(wc), LAST_ROUND[wc.prune])
 
 
 def train_settings(c):
     """What every result.json records as its training settings (lth.aggregate.check_fresh)."""
-    return {k: c[k] for k in TRAIN_KEYS if k not in ("device", "kernels")}  # result.json: "device", "kernel"
+    settings = {k: c[k] for k in TRAIN_KEYS if k not in ("device", "kernels")}  # result.json: "device", "kernel"
+    return {**settings, "test_every": L.test_cadence(c)}
 
 
 # Threads and resources of the jobs (mem_mb, runtime in minutes), sized from Snakemake's benchmark

@@ -185,5 +185,7 @@ rule train_sparse:
         code=script_code("train.py"),
         # late rewinding: train iterations k+1..T from the dense run's weights at k
         rewind_iteration=setting("rewind_iteration", prune_cfg),
+        # early stop of a leaf (a job no later one reads): the dense runs have none
+        leaf_patience=leaf_patience,
     script:
         "../scripts/train.py"

@@ -40,27 +40,39 @@ def _sort(df: pd.DataFrame, extra: list[str] | None = None) -> pd.DataFrame:
     )
 
 
-def _summary(rows: list[dict]) -> pd.DataFrame:
+def _summary(rows: list[dict], pruning_trials: int | None = None) -> pd.DataFrame:
     summary = pd.DataFrame(rows)
     missing = [c for c in SUMMARY_COLUMNS if c not in summary.columns]
     if missing:
         raise ValueError(f"result files lack columns {missing}")
-    return _sort(summary[SUMMARY_COLUMNS])
+    return flag_dense_only(_sort(summary[SUMMARY_COLUMNS]), pruning_trials)
 
 
-def build_summary(result_paths: list[str | os.PathLike]) -> pd.DataFrame:
+def flag_dense_only(summary: pd.DataFrame, pruning_trials: int | None) -> pd.DataFrame:
+    """Add the column ``dense_only`` (True on the dense runs of trials >= ``pruning_trials``: the
+    dense-only seeds of config ``dense_seeds``, which start no pruning chain and enter the claims
+    only as dense baseline) where there are such runs. A summary without them keeps the columns it
+    always had, so the summaries made before the key existed read the same."""
+    if pruning_trials is None:
+        return summary
+    only = (summary["round"] == 0) & (summary["trial"] >= pruning_trials)
+    return summary.assign(dense_only=only) if only.any() else summary
+
+
+def build_summary(result_paths: list[str | os.PathLike], pruning_trials: int | None = None) -> pd.DataFrame:
     """One row per training job, from its result.json (the summary of ``build_tables``)."""
-    return _summary([read_result(p) for p in result_paths])
+    return _summary([read_result(p) for p in result_paths], pruning_trials)
 
 
 def build_tables(
-    result_paths: list[str | os.PathLike], curve_paths: list[str | os.PathLike]
+    result_paths: list[str | os.PathLike], curve_paths: list[str | os.PathLike], pruning_trials: int | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The summary (one row per training job, from its result.json) and the curves (one row per
     evaluation, from its curve.csv, labelled with the job's KEYS); ``curve_paths[i]`` belongs to
-    ``result_paths[i]``."""
+    ``result_paths[i]``. With ``pruning_trials`` (the config's ``trials``), the dense runs of
+    later trials are flagged ``dense_only`` (``flag_dense_only``)."""
     rows = [read_result(p) for p in result_paths]
-    summary = _summary(rows)
+    summary = _summary(rows, pruning_trials)
     frames = [pd.read_csv(p).assign(**{k: row[k] for k in KEYS}) for p, row in zip(curve_paths, rows)]
     curves = pd.concat(frames, ignore_index=True)
     cols = KEYS + [c for c in curves.columns if c not in KEYS]

@@ -141,3 +141,37 @@ def study_claims(summaries: dict[str, pd.DataFrame], variants: dict[str, dict]) 
         chosen.measured = f"[{variant}] {chosen.measured}"
         combined.append(chosen)
     return combined
+
+
+def study_note(name: str, variants: dict[str, dict]) -> str:
+    """The line under the title of a study's claims.md."""
+    return (f"Study `{name}`: variants {', '.join(variants)}; varied: {', '.join(varied_settings(variants))}. "
+            "Each claim is measured on the variant named in brackets.")
+
+
+def study_claims_markdown(verdicts: list, name: str, variants: dict[str, dict], note: str | None = None) -> str:
+    from .claims import claims_markdown
+
+    return claims_markdown(verdicts, note="\n\n".join(filter(None, [note, study_note(name, variants)])))
+
+
+def rescore_study(summary: pd.DataFrame, config_path, note: str | None = None) -> tuple[list, str]:
+    """A committed study re-scored: its summary.csv (``study_summary``: a ``variant`` column and
+    one per varied setting) split into its variants' summaries, the variants from the study's
+    effective config.yaml, and the claims over them (``study_claims``) with their claims.md."""
+    from pathlib import Path
+
+    import yaml
+
+    from .config import load_schema
+
+    schema = load_schema(Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml")
+    config = yaml.safe_load(Path(config_path).read_text())
+    config["data_source"] = None  # a path of the machine that ran it; the scores do not read data
+    variants = study_variants(config, schema)
+    extra = ["variant", *varied_settings(variants)]
+    summaries = {name: summary[summary["variant"] == name].drop(columns=extra).reset_index(drop=True)
+                 for name in variants}
+    verdicts = study_claims(summaries, variants)
+    return verdicts, study_claims_markdown(verdicts, config["study"]["name"], variants, note)
+

@@ -14,7 +14,8 @@ def main(log):
     unrecorded = check_fresh(inp.results, p.train)
     if unrecorded:
         log(f"warning: {unrecorded} results do not record their training settings (older version)")
-    summary, curves = build_tables(inp.results, inp.curves)
+    # The config's trials start pruning chains; the dense runs after them are dense-only seeds.
+    summary, curves = build_tables(inp.results, inp.curves, p.config["trials"])
     versions = code_versions(inp.results)
     if len(versions) > 1:
         log(f"warning: results come from {len(versions)} versions of the lth numerics code: {sorted(versions)}")

@@ -1,26 +1,25 @@
 """A study's tables: every job of every variant (summary.csv) and mean/min/max per level (table.csv)."""
 
 from lth.aggregate import build_summary, check_fresh, write_csv
-from lth.claims import claims_markdown, claims_table
+from lth.claims import claims_table
 from lth.fileio import write_text
 from lth.jobs import run_job
-from lth.studies import study_claims, study_summary, study_table, varied_settings
+from lth.studies import study_claims, study_claims_markdown, study_summary, study_table, varied_settings
 
 
 def main(log):
     p, out = snakemake.params, snakemake.output  # noqa: F821
     for name, paths in p.results.items():
         check_fresh(paths, p.train[name])
-    summaries = {name: build_summary(paths) for name, paths in p.results.items()}
+    # Each variant's trials start pruning chains; its later dense runs are dense-only seeds.
+    summaries = {name: build_summary(paths, p.variants[name]["trials"]) for name, paths in p.results.items()}
     summary = study_summary(summaries, p.variants)
     varied = varied_settings(p.variants)
     write_csv(summary, out.summary)
     write_csv(study_table(summary, varied), out.table)
     verdicts = study_claims(summaries, p.variants)
     write_csv(claims_table(verdicts), out.claims_csv)
-    note = f"Study `{p.study}`: variants {', '.join(p.variants)}; varied: {', '.join(varied)}. "
-    note += "Each claim is measured on the variant named in brackets."
-    write_text(out.claims_md, claims_markdown(verdicts).replace("\n\n", f"\n\n{note}\n\n", 1))
+    write_text(out.claims_md, study_claims_markdown(verdicts, p.study, p.variants))
     log(f"{len(p.variants)} variants ({', '.join(p.variants)}), varied settings {varied}: {len(summary)} job rows; "
         "claims: " + ", ".join(f"{v.claim_id}:{v.verdict}" for v in verdicts))
 

@@ -171,10 +171,11 @@ MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed takes seeds up to 0xffff_fff
 
 
 def _check_seed(config: dict) -> None:
-    seed, trials = config["seed"], config["trials"]
+    seed, trials = config["seed"], config["trials"] + config.get("dense_seeds", 0)  # every trial with a dense run
     if seed + trials - 1 > MAX_SEED:
+        shown = f"trials={config['trials']}" + (f" + dense_seeds={config['dense_seeds']}" if trials > config["trials"] else "")
         raise LTHError(
-            f"config key 'seed': {seed} is too large for trials={trials}: trial t starts from seed + t, and "
+            f"config key 'seed': {seed} is too large for {shown}: trial t starts from seed + t, and "
             f"torch takes seeds up to 2**64 - 1; expected seed <= {MAX_SEED - trials + 1}"
         )
 

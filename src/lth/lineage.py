@@ -196,10 +196,19 @@ def job_dir(config: dict, trial: int, experiment: str, round_: int) -> str:
     return JOB_DIR.format(dense=lin.dense, prune=lin.prune, trial=trial, round=round_, experiment=experiment)
 
 
+def dense_trials(config: dict) -> range:
+    """The trials with a dense run: the pruning trials, then the ``dense_seeds`` dense-only seeds
+    (trials ``trials`` .. ``trials + dense_seeds - 1``), which start no pruning chain. Numbered
+    after the pruning trials, a dense-only seed is the same job as that trial's dense run in a
+    configuration with more trials, so raising ``trials`` later reuses it."""
+    return range(config["trials"] + config.get("dense_seeds", 0))
+
+
 def grid_dirs(config: dict) -> list[str]:
-    """The folder of every training job of a configuration, dense runs first."""
+    """The folder of every training job of a configuration, dense runs first (the dense-only
+    seeds' too), then the pruning trials' rounds."""
     lin, trials = lineage(config), range(config["trials"])  # one hash for the whole grid
-    dirs = [DENSE_JOB_DIR.format(dense=lin.dense, trial=t) for t in trials]
+    dirs = [DENSE_JOB_DIR.format(dense=lin.dense, trial=t) for t in dense_trials(config)]
     for t in trials:
         for r in range(1, config["rounds"] + 1):
             dirs += [JOB_DIR.format(dense=lin.dense, prune=lin.prune, trial=t, round=r, experiment=e)

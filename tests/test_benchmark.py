@@ -38,16 +38,28 @@ NUMERIC = [
     "job_fixed_cost_s",
     "import_torch_peak_rss_mb",
     "job_peak_rss_mb",
-    # item 7: the sparse kernels per paper level, peak RSS per mode, the projected paper profile
+    "sparse_job_fixed_cost_s",
+    # item 7: the kernels per paper level, peak RSS per mode, a job per level before and after,
+    # the projected paper profile
     "dense_step_ms@100",
     "sparse_step_ms@7.0",
     "sparse_over_dense_step@1.9",
     "sparse_over_dense_eval@21.1",
+    "dense_val_ms@51.3",
+    "sparse_test_ms@3.6",
     "sparse_job_peak_rss_mb@1.9",
     "dense_job_peak_rss_mb@100",
-    "paper_profile_dense_s",
+    "tests_per_job@7.0",
+    "job_before_s@100",
+    "job_after_s@1.9",
+    "job_after_over_before@7.0",
+    "sparse_faster_below_percent",
+    "paper_profile_before_s",
+    "paper_profile_after_s",
+    "paper_profile_after_over_before",
     "paper_profile_auto_over_dense",
 ]
+LEVELS = ["100", "51.3", "21.1", "7.0", "3.6", "1.9"]
 
 
 def test_benchmark_quick_writes_the_csv(tmp_path):
@@ -75,6 +87,16 @@ def test_benchmark_quick_writes_the_csv(tmp_path):
     assert rows["job_heavy_imports"]["value"] == "none"
     assert rows["meta_quick"]["value"] == "True"
     assert "random IDX" in rows["meta_data"]["value"]
+    # Every paper level has its step, evaluations and job before and after, and the per-level
+    # table is printed with a row per level.
+    for lv in LEVELS:
+        for name in ("dense_step_ms", "sparse_step_ms", "dense_val_ms", "sparse_test_ms", "job_before_s", "job_after_s"):
+            assert float(rows[f"{name}@{lv}"]["value_cpu"]) > 0, (name, lv)
+        assert f"| {lv} % |" in proc.stdout, lv
+    # The test evaluations of test_eval minima are counted on the committed curves: between the
+    # cadence's 50 (+ the first, a new minimum) and all 500.
+    assert all(50 < float(rows[f"tests_per_job@{lv}"]["value"]) < 500 for lv in LEVELS)
+    assert "Paper profile (185 jobs, projected)" in proc.stdout
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present: --device cuda would run")

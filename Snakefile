@@ -41,14 +41,9 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/study.smk"
 
 
-localrules:
-    download_mnist,
-    dense_settings,
-    prune_settings,
-    aggregate,
-    plot,
-    study_aggregate,
-    study_plot,
+# The rules that run where Snakemake runs, not as cluster jobs (the download needs the internet;
+# the others are small), say so themselves (`localrule: True`): a `localrules:` list keeps its
+# names when a module's rules are renamed (`use rule * from lth as lth_*`), and then names none.
 
 
 # The default target: the current configuration's tables and figures, or, with a study, the

@@ -145,6 +145,8 @@ def test_a_consumer_workflow_runs_the_module_like_a_standalone_run(source, stand
     shutil.copytree(repo / "profiles", consumer / "profiles")
     planned = _snakemake(consumer, "-n")
     assert "rule lth_train_dense:" in planned and "rule count_jobs:" in planned
+    # the local rules (the download, the small ones) are local under their new names too
+    assert "localrules directive specifies rules that are not present" not in planned
     assert f"output: lth/{_dense(standalone)}/model.pt" in planned
 
     _snakemake(consumer, "--cores", "2")
@@ -164,6 +166,29 @@ def test_a_consumer_workflow_runs_the_module_like_a_standalone_run(source, stand
     shutil.copytree(repo, moved, symlinks=True, copy_function=shutil.copy)
     _consumer(consumer, moved / "Snakefile", source["config"])
     assert "Nothing to be done" in _snakemake(consumer, "-n")
+
+
+def test_the_issues_snippet_finds_a_standalone_run_up_to_date(source, standalone, tmp_path):
+    """The consumer of issue 28 as written (no prefix), run in the folder of a standalone run: the
+    same paths, params and code hashes, so nothing to do."""
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(yaml.safe_dump({"lth": source["config"]}))
+    (folder / "Snakefile").write_text(f'''configfile: "config.yaml"
+
+
+module lth:
+    snakefile:
+        "{source["repo"] / "Snakefile"}"
+    config:
+        config["lth"]
+
+
+use rule * from lth as lth_*
+''')
+    shutil.copytree(source["repo"] / "profiles", folder / "profiles")
+    out = _snakemake(folder, "-n", "--directory", str(standalone), "--configfile", str(folder / "config.yaml"))
+    assert "Nothing to be done" in out, out[-3000:]
 
 
 def _installed_code_version() -> str:
@@ -195,7 +220,7 @@ def test_the_consumers_config_is_checked_by_the_workflows_schema(source, tmp_pat
     assert "config error: config key 'rounds': -1 is not allowed" in out
 
 
-def test_snakedeploy_deploys_a_folder_that_runs(source, standalone, tmp_path):
+def test_snakedeploy_deploys_a_folder_that_runs(source, request, tmp_path):
     pytest.importorskip("snakedeploy")
     repo, env, dest = source["repo"], source["env"], tmp_path / "deployed"
     subprocess.run([sys.executable, "-c", "from snakedeploy.client import main; main()", "deploy-workflow",
@@ -209,6 +234,7 @@ def test_snakedeploy_deploys_a_folder_that_runs(source, standalone, tmp_path):
     planned = _snakemake(dest, "-n", *overrides, env=env)
     assert "rule train_sparse:" in planned and "rule all:" in planned  # the default target: the whole grid
     # the dense job for real: its jobs import the package the git source holds at the tag
+    standalone = request.getfixturevalue("standalone")  # only now: a failed deployment stops sooner
     dense = _dense(standalone)
     _snakemake(dest, "--cores", "2", str(dense / "result.json"), *overrides, env=env)
     for name in ("result.json", "curve.csv"):

@@ -7,6 +7,7 @@ rule download_mnist:
         checksums="resources/mnist/checksums.json",
     log:
         "logs/download_mnist.log",
+    localrule: True
     conda:
         CONDA_ENV
     threads: 1

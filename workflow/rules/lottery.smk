@@ -10,6 +10,7 @@ rule dense_settings:
         settings=f"{L.RUNS}/{{dense}}/settings.json",
     log:
         "logs/runs/{dense}/settings.log",
+    localrule: True
     conda:
         CONDA_ENV
     params:
@@ -24,6 +25,7 @@ use rule dense_settings as prune_settings with:
         settings=f"{L.RUNS}/{{dense}}/{{prune}}/settings.json",
     log:
         "logs/runs/{dense}/{prune}/settings.log",
+    localrule: True
     params:
         code=script_code("write_settings.py"),
         settings=lambda wc: L.lineage(prune_cfg(wc)).prune_settings,

@@ -1,16 +1,16 @@
 # Where this workflow's own `lth` package is, for the Snakefile and for every job: in `src/` beside
 # the Snakefile, which is not the folder of workflow.basedir when this workflow is a module of
-# another one (that is the other workflow's). From a git source (`github(...)`, `gitlab(...)`,
-# `git+file://...`), the package as that source holds it at the module's commit, written out once
-# under .snakemake/lth-module/<commit>/ of the run's working directory (docs/install.md, "Use it in
-# your own workflow"). Included first, before anything imports lth.
+# another one (that is the other workflow's). From a git source (`github(...)`, `gitlab(...)`),
+# the package as that source holds it at the module's commit, written out once under
+# .snakemake/lth-module/<commit>/ of the run's working directory (docs/install.md, "Use it in your
+# own workflow"). Included first, before anything imports lth.
 
 import os
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.sourcecache import HostingProviderFile, LocalGitFile, LocalSourceFile
+from snakemake.sourcecache import HostingProviderFile, LocalSourceFile
 
 # This workflow's root folder as Snakemake reads it (this file is in workflow/rules/).
 WORKFLOW_ROOT = workflow.current_basedir.join("../..")
@@ -19,18 +19,16 @@ WORKFLOW_ROOT = workflow.current_basedir.join("../..")
 def _export_package(root):
     """src/lth of the git source ``root`` at its commit, as a local folder holding `lth/` (the
     files' exact bytes: lth.experiment.code_version, which every result.json records, hashes them)."""
-    import git
-
-    if isinstance(root, LocalGitFile):
-        repo, ref, top = git.Repo(root.repo_path), root.ref, root.path
-    elif isinstance(root, HostingProviderFile):
+    if isinstance(root, HostingProviderFile) and hasattr(root, "hosted_repo"):
         # Snakemake's own clone of the repository, which already holds the module's ref (the
         # Snakefile was read from it)
         repo, ref, top = root.hosted_repo.repo, root.ref, root.path
-    else:
+    else:  # a URL, git+file:// (Snakemake 9.27.1 cannot include this layout's files from one), or
+        # a Snakemake that reads github() files one by one, without a clone
         raise WorkflowError(
-            f"this workflow reads its lth package from a local folder or a git source, not from {root}: "
-            "use a local clone or github(...)/gitlab(...) as the module's snakefile"
+            f"this workflow reads its lth package from a local folder or a git repository, not from {root}: "
+            "declare the module with a local clone, or with github(...)/gitlab(...) and a Snakemake "
+            "that clones their repositories (9.27.1 does)"
         )
     commit = repo.commit(ref)
     folder = Path(".snakemake", "lth-module", commit.hexsha)

@@ -29,6 +29,7 @@ rule aggregate:
         ),
     log:
         "logs/aggregate.log",
+    localrule: True
     conda:
         CONDA_ENV
     threads: 1
@@ -74,6 +75,7 @@ rule plot:
         ),
     log:
         "logs/plot.log",
+    localrule: True
     conda:
         CONDA_ENV
     threads: 1

@@ -36,6 +36,7 @@ rule study_aggregate:
         claims_md="results/studies/{study}/claims.md",
     log:
         "logs/studies/{study}/aggregate.log",
+    localrule: True
     conda:
         CONDA_ENV
     threads: 1
@@ -66,6 +67,7 @@ rule study_plot:
         ),
     log:
         "logs/studies/{study}/plot.log",
+    localrule: True
     conda:
         CONDA_ENV
     threads: 1

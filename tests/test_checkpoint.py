@@ -44,6 +44,7 @@ def masks_file(tmp_path):
 # --- round trips and bytes ----------------------------------------------------------------
 
 
+@pytest.mark.bitwise
 def test_weights_round_trip(weights_file):
     state = checkpoint.load_weights(weights_file, "lenet_300_100")
     expected = init_model("lenet_300_100", 0).state_dict()
@@ -51,12 +52,14 @@ def test_weights_round_trip(weights_file):
     assert all(torch.equal(state[k], expected[k]) for k in expected)
 
 
+@pytest.mark.bitwise
 def test_masks_round_trip(masks_file):
     masks = checkpoint.load_masks(masks_file, "lenet_300_100")
     expected = lenet_masks()
     assert all(torch.equal(masks[k], expected[k]) and masks[k].dtype == torch.bool for k in expected)
 
 
+@pytest.mark.bitwise
 def test_same_weights_give_identical_bytes(tmp_path):
     make_init("lenet_300_100", 3, tmp_path / "a.pt")
     make_init("lenet_300_100", 3, tmp_path / "sub" / "b.pt")
@@ -97,6 +100,7 @@ def test_a_failed_write_keeps_the_previous_complete_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
 
+@pytest.mark.bitwise
 def test_the_temporary_name_does_not_look_finished(tmp_path):
     with atomic_path(tmp_path / "model.pt") as tmp:
         assert tmp.parent == tmp_path

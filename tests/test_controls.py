@@ -48,6 +48,7 @@ def zero_pattern(state):
 pytestmark = pytest.mark.workflow
 
 
+@pytest.mark.bitwise
 def test_reinit_trains_the_tickets_mask_from_another_init(run):
     ticket_init = checkpoint.load_weights(theta0(run), MODEL)
     inits = [checkpoint.load_weights(trial_path(run, CONFIG, 0, f"reinit_0/round_{r}.pt"), MODEL) for r in (1, 2)]
@@ -62,6 +63,7 @@ def test_reinit_trains_the_tickets_mask_from_another_init(run):
         assert all(torch.equal(zero_pattern(trained)[n], mask[n]) for n in mask)
 
 
+@pytest.mark.bitwise
 def test_random_pruning_has_the_tickets_sparsity_and_another_mask(run):
     for r in (1, 2):
         ticket = checkpoint.load_masks(mask_of(run, r), MODEL)
@@ -73,6 +75,7 @@ def test_random_pruning_has_the_tickets_sparsity_and_another_mask(run):
         assert all(torch.equal(zero_pattern(trained)[n], rand[n]) for n in rand)
 
 
+@pytest.mark.bitwise
 def test_late_rewinding_loads_the_dense_weights_at_iteration_k(run):
     rewind = checkpoint.load_weights(trial_path(run, CONFIG, 0, "rewind_20.pt"), MODEL)
     init = checkpoint.load_weights(theta0(run), MODEL)
@@ -150,6 +153,7 @@ def test_oneshot_workflow_prunes_from_the_dense_net(tmp_path):
     assert "claims 1-5 need `pruning: iterative`" in summary
 
 
+@pytest.mark.bitwise
 def test_summarize_a_run_directory_matches_the_aggregate_step(run, tmp_path):
     from lth.summarize import main
 

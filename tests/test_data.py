@@ -44,6 +44,7 @@ def fetch_fails(dest: Path, match: str, **kwargs) -> str:
 # --- IDX parsing ----------------------------------------------------------------------------
 
 
+@pytest.mark.bitwise
 def test_idx_round_trip_and_header(tmp_path):
     images = np.arange(3 * 28 * 28, dtype=np.uint32).reshape(3, 28, 28).astype(np.uint8)
     labels = np.array([7, 0, 9], dtype=np.uint8)
@@ -84,6 +85,7 @@ def test_parse_refuses_what_is_not_ubyte_idx(data, match):
 # --- the in-memory split --------------------------------------------------------------------
 
 
+@pytest.mark.bitwise
 def test_load_split_holds_out_a_fixed_validation_set(small_mnist):
     a = load_split(small_mnist, val_size=100, split_seed=0)
     b = load_split(small_mnist, val_size=100, split_seed=0)
@@ -111,6 +113,7 @@ def test_load_split_refuses_impossible_val_size(small_mnist, val_size):
 
 
 @pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.bitwise
 def test_fetch_from_a_local_folder(tmp_path, gz):
     src = make_small_mnist(tmp_path / "src", gz=gz)
     plain = make_small_mnist(tmp_path / "plain")  # the same bytes, uncompressed
@@ -124,6 +127,7 @@ def test_fetch_from_a_local_folder(tmp_path, gz):
     assert len(log) == 4 and all(str(src) in line for line in log)
 
 
+@pytest.mark.bitwise
 def test_fetch_verifies_checksums_and_names_the_file_and_expected_sum(tmp_path, small_mnist):
     name = "train-images-idx3-ubyte"
     message = fetch_fails(tmp_path / "dest", "checksum mismatch", source=small_mnist, verify_checksums=True)
@@ -155,6 +159,7 @@ def http_mirror(tmp_path):
     server.server_close()
 
 
+@pytest.mark.bitwise
 def test_fetch_from_a_mirror(tmp_path, http_mirror):
     good, _ = http_mirror
     log = []
@@ -290,6 +295,7 @@ def test_folder_of_another_dataset_with_mnist_names(tmp_path):
     assert str(fashion / name) in message and MNIST_FILES[name][1] in message
 
 
+@pytest.mark.bitwise
 def test_a_failed_fetch_leaves_the_previous_files_untouched(tmp_path):
     dest = tmp_path / "dest"
     fetch_mnist(dest, source=make_small_mnist(tmp_path / "v1"), verify_checksums=False, log=quiet)

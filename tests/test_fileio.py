@@ -42,6 +42,7 @@ def test_a_killed_writer_leaves_a_part_file_that_the_next_write_removes(tmp_path
     assert target.read_text() == '{\n  "ok": 1\n}\n'
 
 
+@pytest.mark.bitwise
 def test_only_the_same_files_leftovers_are_removed(tmp_path):
     target = tmp_path / "model.pt"
     stale = [tmp_path / ".model.pt.k3j_9x2a.part", tmp_path / ".model.pt.00000000.part"]

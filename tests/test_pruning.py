@@ -116,6 +116,7 @@ def test_pruned_weights_never_come_back_even_if_they_grow():
         assert not bool((second[name] & ~first[name]).any())
 
 
+@pytest.mark.bitwise
 def test_ties_break_deterministically():
     w = {"fc3.weight": torch.ones(10, 100)}
     a = MagnitudePruning(PruneConfig(), "fc3.weight").prune(w, dense_masks(w), 2)
@@ -293,6 +294,7 @@ def test_mask_layers_must_match_weight_layers():
 # --- random pruning control ------------------------------------------------------------------
 
 
+@pytest.mark.bitwise
 def test_random_masks_keep_each_layers_count_but_not_its_positions():
     ticket = iterate(weights_of(), PruneConfig(), 2)[-1]
     a, b, c = random_masks_like(ticket, 7), random_masks_like(ticket, 7), random_masks_like(ticket, 8)

@@ -35,6 +35,7 @@ def report(tmp_path_factory):
     return workdir, (workdir / "results" / "report.html").read_text()
 
 
+@pytest.mark.bitwise
 def test_report_embeds_every_figure(report):
     workdir, html = report
     for name in FIGURES:
@@ -45,6 +46,7 @@ def test_report_embeds_every_figure(report):
         assert f'"results/plots/{name}.png"' in html
 
 
+@pytest.mark.bitwise
 def test_report_has_captions_categories_and_tables(report):
     workdir, html = report
     for category in ("1. Claims", "2. Figures", "3. Tables", "4. Provenance"):

@@ -78,6 +78,7 @@ def test_an_edit_of_the_training_loop_reruns_training_and_what_follows_it(first_
     assert not {"download_mnist", "dense_settings", "prune_settings"} & counts.keys()
 
 
+@pytest.mark.bitwise
 def test_touch_adopts_an_edit_known_to_leave_the_numbers_alone(first_run, config, tmp_path):
     # What docs/troubleshooting.md advises after a refactoring: --touch records the new hashes.
     run = tmp_path / "run"

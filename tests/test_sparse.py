@@ -161,6 +161,7 @@ def cfg(kernels, **kw):
                        data_seed=3, kernels=kernels, **kw)
 
 
+@pytest.mark.bitwise
 def test_pruned_weights_stay_zero_and_the_run_says_sparse(small):
     model = init_model("lenet_300_100", 0)
     masks = paper_masks(model, LEVELS[1.9])
@@ -174,6 +175,7 @@ def test_pruned_weights_stay_zero_and_the_run_says_sparse(small):
     assert not torch.equal(result.snapshot["fc1.weight"], model.state_dict()["fc1.weight"])
 
 
+@pytest.mark.bitwise
 def test_sparse_reruns_are_bit_identical(small):
     runs = []
     for _ in range(2):
@@ -221,6 +223,7 @@ class _FrozenDense:
 
 
 @pytest.mark.parametrize("pct", [100.0, 7.0])
+@pytest.mark.bitwise
 def test_dense_kernels_are_todays_path_bit_for_bit(small, pct):
     ref_model, model = init_model("lenet_300_100", 0), init_model("lenet_300_100", 0)
     masks = paper_masks(model, LEVELS[pct])

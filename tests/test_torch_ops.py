@@ -21,6 +21,7 @@ def _tensors(seed):
 
 
 @pytest.mark.parametrize("op", ["zero", "add", "mul"])
+@pytest.mark.bitwise
 def test_the_fallback_gives_the_foreach_ops_bits(monkeypatch, op):
     fast, slow = _tensors(0), _tensors(0)
     others = [t.sign() for t in _tensors(1)]

@@ -132,6 +132,7 @@ def test_the_watch_catches_a_masker_that_stops_masking(monkeypatch, split):
     assert any(bool((params[n].detach()[~m] != 0).any()) for n, m in masks.items())
 
 
+@pytest.mark.bitwise
 def test_pruned_weights_zero_after_k_steps_for_each_k(split):
     """The same property without hooks: train k = 1..4 iterations from scratch each time."""
     theta0 = init_model("lenet_300_100", 0).state_dict()
@@ -149,6 +150,7 @@ def test_pruned_weights_zero_after_k_steps_for_each_k(split):
 # --- rewinding ----------------------------------------------------------------------------
 
 
+@pytest.mark.bitwise
 def test_rewind_restores_theta0_on_surviving_weights(monkeypatch, tmp_path, data_dir):
     model_name = "lenet_300_100"
     make_init(model_name, 0, tmp_path / "init.pt")
@@ -195,6 +197,7 @@ def test_rewind_restores_theta0_on_surviving_weights(monkeypatch, tmp_path, data
     assert not torch.equal(start["fc1.weight"][masks["fc1.weight"]], trained["fc1.weight"][masks["fc1.weight"]])
 
 
+@pytest.mark.bitwise
 def test_late_rewind_snapshot_is_the_weights_at_that_iteration(split):
     theta0 = init_model("lenet_300_100", 0).state_dict()
 
@@ -227,6 +230,7 @@ def record_batches(monkeypatch) -> list[tuple[torch.Tensor, torch.Tensor]]:
 # 500 training images at batch 20: 25 batches per epoch. 80 iterations span four epochs; 28 lies
 # inside the second, 50 on the boundary of the third, 7 inside the first.
 @pytest.mark.parametrize("k", [7, 28, 50])
+@pytest.mark.bitwise
 def test_late_rewound_training_continues_the_data_order_at_iteration_k(monkeypatch, split, k):
     """Frankle et al. 2020: a network rewound to iteration k trains k+1..T on the batches the
     run from 0 sees there (T - k steps), evaluated at the same absolute iterations."""
@@ -249,6 +253,7 @@ def test_late_rewound_training_continues_the_data_order_at_iteration_k(monkeypat
 # --- determinism ---------------------------------------------------------------------------
 
 
+@pytest.mark.bitwise
 def test_two_training_runs_give_identical_bits(split):
     masks = pruned_masks("lenet_300_100", 1, 1)
     runs = []
@@ -262,6 +267,7 @@ def test_two_training_runs_give_identical_bits(split):
     assert r1.final_train_accuracy == r2.final_train_accuracy
 
 
+@pytest.mark.bitwise
 def test_run_training_twice_gives_identical_files(tmp_path, data_dir):
     make_init("lenet_300_100", 4, tmp_path / "init.pt")
     for run in ("a", "b"):
@@ -288,6 +294,7 @@ def test_result_records_what_decides_the_low_bits_on_the_cpu(tmp_path, data_dir,
     assert cpu["capability"] == "AVX512" and cpu["threads"] == 2 and cpu["cpu"]
 
 
+@pytest.mark.bitwise
 def test_data_seed_changes_the_run(split):
     a, b = init_model("lenet_300_100", 0), init_model("lenet_300_100", 0)
     train(a, None, split, CFG)
@@ -298,6 +305,7 @@ def test_data_seed_changes_the_run(split):
 # --- the optimizer and the MLP step against PyTorch -----------------------------------------
 
 
+@pytest.mark.bitwise
 def test_fused_adam_is_bit_identical_to_torch_adam_fused():
     gen = torch.Generator().manual_seed(0)
     shapes = [(300, 784), (300,), (10, 100), (10,)]
@@ -428,6 +436,7 @@ def test_reinit_seeds_differ_from_every_ticket_seed():
     assert not data & set(reinits) and not data & tickets and not masks & (data | tickets | set(reinits))
 
 
+@pytest.mark.bitwise
 def test_reinit_weights_differ_from_the_tickets():
     ticket = init_model("lenet_300_100", ticket_seed(0, 0))
     reinit = init_model("lenet_300_100", reinit_seed(0, 0, 0, 1))

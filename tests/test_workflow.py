@@ -182,6 +182,7 @@ def test_tiny_run_trained_tickets_keep_pruned_weights_at_zero(tiny_run, tiny_con
                 assert bool((state[name][~mask] == 0).all()), (t, r, experiment, name)
 
 
+@pytest.mark.bitwise
 def test_tiny_run_rewinds_to_the_trials_theta0(tiny_run, tiny_config):
     """rewind_iteration 0: the tickets start from theta0 itself (no rewind point is made)."""
     for t in (0, 1):
@@ -419,6 +420,7 @@ def test_after_sigkill_the_stale_lock_is_reported_with_the_fix(interrupted_run):
     assert interrupted_run["unlock"].returncode == 0
 
 
+@pytest.mark.bitwise
 def test_rerun_incomplete_resumes_to_the_same_summary_as_an_uninterrupted_run(interrupted_run, tiny_run,
                                                                                tiny_config):
     resume = interrupted_run["resume"]
@@ -429,6 +431,7 @@ def test_rerun_incomplete_resumes_to_the_same_summary_as_an_uninterrupted_run(in
     assert dry_run_jobs(workdir, config=tiny_config) == {}  # and nothing is left to do
 
 
+@pytest.mark.bitwise
 def test_two_independent_runs_give_identical_files(interrupted_run, tiny_run):
     """The resumed run is a second, independent run of the same config in another folder: every
     checkpoint, mask, curve and result has the same bytes (CPU, one thread per job)."""

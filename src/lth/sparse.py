@@ -23,20 +23,48 @@ always trains with the dense kernels.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import torch
 from torch import nn
 
 from .errors import LTHError
 
+_KERNELS = None
+
 
 def _kernels():
-    """The compiled loops (numba); imported on first use, so that dense jobs never pay for it."""
+    """The compiled loops (numba), imported and started on first use: a dense job never pays.
+
+    numba's first call, even one its cache serves, loads numba's whole library of typing and
+    lowering rules, and one of them probes SciPy for BLAS (``import scipy.linalg``: 0.5 s of CPU
+    and 15 MB of memory per job on the project's machine), which these loops never use. So SciPy
+    is kept out of that one start (``sys.modules["scipy"] = None`` makes its import fail, and is
+    removed right after); a process that has imported SciPy already is left as it is."""
+    global _KERNELS
+    if _KERNELS is not None:
+        return _KERNELS
+    blocked = "scipy" not in sys.modules
+    if blocked:
+        sys.modules["scipy"] = None
     try:
         from . import sparse_kernels
+
+        one = np.zeros(8, dtype=np.float32)
+        sparse_kernels.dot_for_tests(one, one, 8)  # numba's start, here, while SciPy is kept out
     except ImportError as err:  # numba is a dependency (pyproject.toml); say what to install
         raise LTHError(f"kernels: sparse needs numba ({err}); pip install numba, or use kernels: dense") from None
-    return sparse_kernels
+    except RuntimeError as err:
+        if "cannot cache" not in str(err):
+            raise
+        raise LTHError("kernels: sparse: numba cannot write its cache beside lth/sparse_kernels.py nor in the "
+                       "user's cache folder; set NUMBA_CACHE_DIR to a writable folder") from None
+    finally:
+        if blocked and "scipy" in sys.modules and sys.modules["scipy"] is None:
+            del sys.modules["scipy"]
+    _KERNELS = sparse_kernels
+    return _KERNELS
 
 
 class SparseNet:

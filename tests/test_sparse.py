@@ -130,6 +130,7 @@ def test_adam_state_holds_survivors_only(small):
     assert net.hyper[4] == 1  # Adam's step count
 
 
+@pytest.mark.bitwise
 def test_the_vector_loops_equal_their_scalar_references():
     """The LLVM vector code of the dot product, the forward row and the transposition gives the
     bits of plain scalar loops in the documented order (so the bits do not depend on the

@@ -490,3 +490,12 @@ def test_claims_table_and_markdown():
     assert "## Every interval behind the verdicts" in md
     assert "| 2 | ticket - dense at 13.5% | +0.50 pts [+0.50, +0.50] | 99.50 % | 5 trials vs 5 dense runs | > 0 pts " \
            "| inside |" in md
+
+
+def test_a_workflow_runs_claims_name_the_commit_of_their_rules():
+    from lth.claims import rules_note
+
+    note = rules_note({"commit": "0123456789abcdef0123", "dirty": False})
+    assert "at commit 0123456789ab (provenance.json)" in note and "uncommitted" not in note
+    assert "with uncommitted changes" in rules_note({"commit": "0123456789abcdef0123", "dirty": True})
+    assert "no commit to name" in rules_note({})

@@ -640,6 +640,16 @@ SCORED_AFTER_THE_FACT = (
 )
 
 
+def rules_note(git: dict) -> str:
+    """The line of a workflow run's claims.md that names the rules it was scored by: the commit of
+    the code that ran (lth.provenance.git_state; provenance.json records the same)."""
+    if not git:
+        return "Scored by the rules of src/lth/claims.py of the code that ran (not a git checkout: no commit to name)."
+    dirty = ", with uncommitted changes" if git.get("dirty") else ""
+    return (f"Scored by the rules of src/lth/claims.py at commit {git['commit'][:12]}{dirty} (provenance.json); "
+            "a run started after the rules were committed tests them as fixed before it.")
+
+
 def claims_markdown(verdicts: list[Verdict], config: dict | None = None, note: str | None = None) -> str:
     lines = [
         "# Claims of Frankle & Carbin (2019) about LeNet-300-100 on MNIST, judged with their uncertainty",

@@ -11,7 +11,7 @@ from importlib import metadata
 
 from .experiment import code_version
 
-PACKAGES = ("torch", "torchvision", "snakemake", "numpy", "pandas", "matplotlib", "pyyaml")
+PACKAGES = ("torch", "torchvision", "snakemake", "numpy", "pandas", "scipy", "matplotlib", "pyyaml")
 
 
 def _version(name: str) -> str | None:

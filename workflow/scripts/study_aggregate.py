@@ -1,9 +1,12 @@
 """A study's tables: every job of every variant (summary.csv) and mean/min/max per level (table.csv)."""
 
+from pathlib import Path
+
 from lth.aggregate import build_summary, check_fresh, write_csv
-from lth.claims import claims_table
+from lth.claims import claims_table, rules_note
 from lth.fileio import write_text
 from lth.jobs import run_job
+from lth.provenance import git_state
 from lth.studies import study_claims, study_claims_markdown, study_summary, study_table, varied_settings
 
 
@@ -19,7 +22,8 @@ def main(log):
     write_csv(study_table(summary, varied), out.table)
     verdicts = study_claims(summaries, p.variants)
     write_csv(claims_table(verdicts), out.claims_csv)
-    write_text(out.claims_md, study_claims_markdown(verdicts, p.study, p.variants))
+    repo = Path(snakemake.scriptdir).parents[1]  # noqa: F821  (the code that ran: names the claims' rules)
+    write_text(out.claims_md, study_claims_markdown(verdicts, p.study, p.variants, note=rules_note(git_state(repo))))
     log(f"{len(p.variants)} variants ({', '.join(p.variants)}), varied settings {varied}: {len(summary)} job rows; "
         "claims: " + ", ".join(f"{v.claim_id}:{v.verdict}" for v in verdicts))
 

@@ -220,6 +220,16 @@ def test_the_consumers_config_is_checked_by_the_workflows_schema(source, tmp_pat
     assert "config error: config key 'rounds': -1 is not allowed" in out
 
 
+def test_a_second_copy_of_the_package_in_one_run_is_refused(source, tmp_path):
+    """A consumer that imported another copy of lth first (here the working tree's) gets one line,
+    not a module that runs other code than the code its hashes are of."""
+    consumer = _consumer(tmp_path / "consumer", source["repo"] / "Snakefile", source["config"])
+    snakefile = consumer / "Snakefile"
+    snakefile.write_text(f'import sys\n\nsys.path.insert(0, "{ROOT / "src"}")\nimport lth\n\n' + snakefile.read_text())
+    out = _snakemake(consumer, "-n", check=False)
+    assert f"the lth package is already imported from {ROOT / 'src' / 'lth'}, not from this workflow's" in out
+
+
 def test_snakedeploy_deploys_a_folder_that_runs(source, request, tmp_path):
     pytest.importorskip("snakedeploy")
     repo, env, dest = source["repo"], source["env"], tmp_path / "deployed"

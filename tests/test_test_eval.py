@@ -116,15 +116,17 @@ def run_both_modes(tmp_path, settings: dict) -> dict[str, dict[str, bytes]]:
     return out
 
 
-def check_minima_curves(curves: pd.DataFrame, full: pd.DataFrame, test_every: int, eval_every: int) -> None:
+def check_minima_curves(curves: pd.DataFrame, full: pd.DataFrame, test_every: int, eval_every: int) -> int:
     """Every job's curve under minima: all rows and losses as under all; the test accuracy, the
-    same value, exactly at the new minima, the last evaluation and the cadence; NaN elsewhere."""
+    same value, exactly at the new minima, the last evaluation and the cadence; NaN elsewhere.
+    Returns how many jobs' last evaluation is tested for being the last only."""
     assert curves.drop(columns="test_accuracy").equals(full.drop(columns="test_accuracy"))
-    skipped = 0
+    skipped = last_only = 0
     for _, c in curves.groupby(["experiment", "replicate", "trial", "round"]):
         val, it = c["val_loss"].to_numpy(), c["iteration"].to_numpy()
         new_min = np.r_[True, val[1:] < np.minimum.accumulate(val)[:-1]]
         tested = new_min | (it % test_every < eval_every)
+        last_only += not tested[-1]
         tested[-1] = True
         measured = c["test_accuracy"].notna().to_numpy()
         assert (measured == tested).all()
@@ -132,21 +134,23 @@ def check_minima_curves(curves: pd.DataFrame, full: pd.DataFrame, test_every: in
     assert skipped > 0  # the run has evaluations whose test the new mode leaves out
     both = curves["test_accuracy"].notna()
     assert (curves.loc[both, "test_accuracy"] == full.loc[both, "test_accuracy"]).all()
+    return last_only
 
 
 @pytest.mark.workflow
 def test_summary_is_byte_identical_under_all_and_minima_on_small_data(tmp_path):
-    data = make_small_mnist(tmp_path / "data")
+    data = make_small_mnist(tmp_path / "data", n_train=300)  # 200 training images: the minima come before the end
     settings = {**TINY_CONFIG, "data_source": str(data), "trials": 1, "rounds": 1, "iterations": 200,
-                "eval_every": 10, "test_every": 50}
+                "eval_every": 10, "test_every": 60}  # 60, 120, 180: the last evaluation (200) is off the cadence
     out = run_both_modes(tmp_path, settings)
     assert out["minima"]["summary.csv"] == out["all"]["summary.csv"]
     assert out["minima"]["curves.csv"] != out["all"]["curves.csv"]
-    check_minima_curves(pd.read_csv(tmp_path / "results/curves.csv"), pd.read_csv(io.BytesIO(
-        out["all"]["curves.csv"])), 50, 10)
+    last_only = check_minima_curves(pd.read_csv(tmp_path / "results/curves.csv"), pd.read_csv(io.BytesIO(
+        out["all"]["curves.csv"])), 60, 10)
+    assert last_only > 0  # a job whose last evaluation is neither a minimum nor on the cadence: tested anyway
     result = json.loads(job_path(tmp_path, {**settings, "test_eval": "minima"}, 0, "reinit_0", 1,
                                  "result.json").read_text())
-    assert result["train_config"]["test_eval"] == "minima" and result["train_config"]["test_every"] == 50
+    assert result["train_config"]["test_eval"] == "minima" and result["train_config"]["test_every"] == 60
     assert (tmp_path / "plots_minima" / "curves.png").stat().st_size > 0
 
 
@@ -155,8 +159,8 @@ def test_summary_is_byte_identical_under_all_and_minima_on_small_data(tmp_path):
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"no MNIST at {SHARED_MNIST}")
 def test_summary_is_byte_identical_under_all_and_minima_on_the_real_mnist(tmp_path):
     settings = {"data_source": str(SHARED_MNIST), "trials": 1, "rounds": 1, "iterations": 300, "eval_every": 20,
-                "test_every": 100, "device": "cpu"}
+                "test_every": 120, "device": "cpu"}  # the last evaluation (300) off the cadence
     out = run_both_modes(tmp_path, settings)
     assert out["minima"]["summary.csv"] == out["all"]["summary.csv"]
     check_minima_curves(pd.read_csv(tmp_path / "results/curves.csv"), pd.read_csv(io.BytesIO(
-        out["all"]["curves.csv"])), 100, 20)
+        out["all"]["curves.csv"])), 120, 20)

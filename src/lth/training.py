@@ -56,11 +56,12 @@ KERNELS = ("dense", "sparse", "auto")
 TEST_EVALS = ("all", "minima", "best")
 # kernels: auto takes the sparse path below this density (percent of prunable weights remaining).
 # Measured with benchmarks/benchmark.py (one thread, medians of 9 interleaved repetitions, CPU
-# time, sparse / dense in the same run, real MNIST): the step 1.35 / 0.79 / 0.42 of the dense
-# step at 100 / 51.3 / 21.1 % remaining, a paper-protocol job (test_eval minima) with the sparse
-# kernels 1.35 / 0.85 / 0.46 of the dense one; the crossover interpolates to 65 %, and 60 % lies
-# below it (between rounds 2 and 3 of the paper's rates, 64.1 and 51.3 %), so auto is never the
-# slower choice there. See docs/sparse_kernels.md.
+# time, sparse / dense in the same run, real MNIST, two runs): the step 1.35-1.45 / 0.79-0.87 /
+# 0.42-0.45 of the dense step at 100 / 51.3 / 21.1 % remaining, a paper-protocol job (test_eval
+# minima) with the sparse kernels 1.40-1.48 / 0.85-0.92 / 0.46-0.49 of the dense one; the
+# crossover interpolates to 59-65 %. 60 % separates the paper's rounds 2 and 3 (64.1 and 51.3 %):
+# auto picked the faster kernels for every job of the projected paper profile (its time equals
+# the per-job best). See docs/sparse_kernels.md.
 AUTO_SPARSE_BELOW_PERCENT = 60.0
 
 

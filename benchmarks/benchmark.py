@@ -7,6 +7,7 @@
     python3 benchmarks/benchmark.py --profile       # where a step's time goes (torch.profiler)
     python3 benchmarks/benchmark.py --device cuda   # items 1-4 on the GPU (benchmarks/gpu_check.sh)
     python3 benchmarks/benchmark.py --levels-only --reps 5   # items 5 and 7 only: the per-level table
+    python3 benchmarks/benchmark.py --check-jobs 5000   # + real jobs (fresh processes) against the job model
 
 Everything is measured in one run, on one machine, at one thread count (``--threads``, default
 1, as a training job). Each figure is the median of ``--reps`` repetitions (default 9), and the
@@ -75,7 +76,7 @@ from pathlib import Path
 
 import torch
 from lthbench.common import ROOT, VAL_SIZE, Run, default_mnist_dir, prepare_data, put_meta, resolve_device, write_csv
-from lthbench.jobs import fixed_cost, peak_rss, sparse_peak_rss
+from lthbench.jobs import check_job_model, fixed_cost, peak_rss, sparse_peak_rss
 from lthbench.levels import PAPER_ROUNDS, level_label, sparse_levels
 from lthbench.loops import check_loop, gpu_memory, profile, put_eval_rows, put_step_rows, time_in_process
 from lthbench.projection import crossover, paper_projection, per_level_jobs, tested_evaluations
@@ -99,6 +100,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-sparse", action="store_true", help="skip item 7 (the kernels per paper level)")
     ap.add_argument("--levels-only", action="store_true",
                     help="only what the per-level table needs: items 5 and 7 (no usual way, bound, item 6)")
+    ap.add_argument("--check-jobs", type=int, default=0, metavar="N",
+                    help="also run real jobs of N iterations (before and after, 7.0 and 1.9 %%) against the job model")
     args = ap.parse_args(argv)
     if args.levels_only and args.no_sparse:
         ap.error("--levels-only measures item 7; it cannot go with --no-sparse")
@@ -152,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                     "a sparse job (test_eval minima) is faster than a dense one below this density (interpolated)",
                     cpu=crossover(jobs, "cpu"))
             paper_projection(run, levels, sub, tests)
+            if args.check_jobs:
+                check_job_model(run, levels, sub, args.check_jobs)
     elapsed = put_meta(run, started, load_start, stamp)
     print_table(run.rows, run.gpu)
     write_csv(run.rows, out)

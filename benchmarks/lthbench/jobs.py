@@ -212,3 +212,42 @@ def sparse_peak_rss(run: Run, sub: dict) -> None:
             run.put(f"{kernels}_job_peak_rss_mb@{level}", rss, "MB", 1,
                     f"run_training, kernels={kernels}, {iters} iterations; import torch alone: "
                     f"{sub['import_torch'][2]:.0f} MB", on="cpu")
+
+
+def job_code(idx: Path, work: Path, threads: int, iterations: int, round_: int, kernels: str, test_eval: str) -> str:
+    """A training job at a paper level as the workflow runs it, with ``kernels`` and ``test_eval``."""
+    return job_train_code_at(idx, work, threads, iterations, round_, kernels).replace(
+        f"kernels={kernels!r})", f"kernels={kernels!r}, test_eval={test_eval!r}, test_every=1000)")
+
+
+def check_job_model(run: Run, levels: dict, sub: dict, iterations: int, rounds=((12, "7.0"), (18, "1.9"))) -> None:
+    """``--check-jobs N``: real jobs of N iterations in fresh processes, before (dense, test_eval
+    all) and after (auto, test_eval minima), at 7.0 and 1.9 %; their CPU-time ratio beside the one
+    the job model of ``projection`` gives for the same iterations and the evaluations the jobs made."""
+    import csv
+    import json
+    import math
+
+    from .projection import TRAIN_EVAL_IN_VALS
+
+    for round_, level in rounds:
+        measured, model = {}, {}
+        for mode, kernels, test_eval in (("before", "dense", "all"), ("after", "auto", "minima")):
+            work = run.tmp / f"check_{round_}_{mode}"
+            work.mkdir()
+            cpu = run_child(job_code(run.idx, work, run.args.threads, iterations, round_, kernels, test_eval))[1]
+            curve = list(csv.DictReader(open(work / "curve.csv")))
+            tests = sum(1 for r in curve if r["test_accuracy"] and not math.isnan(float(r["test_accuracy"])))
+            used = json.loads((work / "result.json").read_text())["kernel"]
+            m = levels[level]
+            fixed = sub["sparse_startup" if used == "sparse" else "job_startup"][1]
+            measured[mode] = cpu
+            model[mode] = (fixed + m[(used, "setup", "cpu")] + iterations * m[(used, "step", "cpu")]
+                           + (len(curve) + TRAIN_EVAL_IN_VALS) * m[(used, "val", "cpu")] + tests * m[(used, "test", "cpu")])
+            run.put(f"check_job_{mode}_s@{level}", cpu, "s", 1,
+                    f"a real job in a fresh process: {iterations} iterations, kernels {kernels} ({used}), test_eval "
+                    f"{test_eval}, {tests} of {len(curve)} evaluations tested; the model: {model[mode]:.1f} s", cpu=cpu,
+                    on="cpu")
+        run.put(f"check_job_after_over_before@{level}", measured["after"] / measured["before"], "x", 1,
+                f"real jobs of {iterations} iterations (CPU time); the job model gives "
+                f"{model['after'] / model['before']:.3f}", cpu=measured["after"] / measured["before"], on="cpu")

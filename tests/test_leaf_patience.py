@@ -70,6 +70,7 @@ def test_leaf_patience_keys_the_pruned_jobs_only_and_only_when_set():
 
 
 @pytest.mark.workflow
+@pytest.mark.bitwise
 def test_leaf_patience_stops_leaves_only_and_more_rounds_retrain_the_former_last_ticket(tmp_path):
     data = make_small_mnist(tmp_path / "data")
     config = {**TINY_CONFIG, "data_source": str(data), "trials": 1, "rounds": 2, "iterations": 300,

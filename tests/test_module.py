@@ -138,6 +138,7 @@ rule all:
     return folder
 
 
+@pytest.mark.bitwise
 def test_a_consumer_workflow_runs_the_module_like_a_standalone_run(source, standalone, tmp_path):
     repo = source["repo"]
     consumer = _consumer(tmp_path / "consumer", repo / "Snakefile", source["config"])
@@ -230,6 +231,7 @@ def test_a_second_copy_of_the_package_in_one_run_is_refused(source, tmp_path):
     assert f"the lth package is already imported from {ROOT / 'src' / 'lth'}, not from this workflow's" in out
 
 
+@pytest.mark.bitwise
 def test_snakedeploy_deploys_a_folder_that_runs(source, request, tmp_path):
     pytest.importorskip("snakedeploy")
     repo, env, dest = source["repo"], source["env"], tmp_path / "deployed"

@@ -30,6 +30,9 @@ def _compares_exactly(node: ast.AST) -> bool:
             name = sub.func.attr if isinstance(sub.func, ast.Attribute) else getattr(sub.func, "id", "")
             if name in EXACT_CALLS:
                 return True
+        operands = [sub.left, *sub.comparators] if isinstance(sub, ast.Compare) else []
+        if any(isinstance(o, ast.Constant) and isinstance(o.value, bytes) for o in operands):
+            continue  # a file's magic number (b"\x89PNG..."), not a result
         if isinstance(sub, ast.Compare) and any(isinstance(op, (ast.Eq, ast.NotEq, ast.In, ast.NotIn)) for op in sub.ops):
             text = ast.unparse(sub)
             if any(reader in text for reader in BYTES_READERS):
@@ -37,12 +40,25 @@ def _compares_exactly(node: ast.AST) -> bool:
     return False
 
 
+def _calls(node: ast.AST) -> set[str]:
+    return {sub.func.id for sub in ast.walk(node) if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name)}
+
+
 def exact_tests_without_marker(source: str) -> list[str]:
-    """Names of the test functions in ``source`` that compare bits or bytes without `bitwise`."""
+    """Names of the test functions in ``source`` that compare bits or bytes, themselves or through a
+    helper function of the module (a fixture or a `_runs_...` function), without `bitwise`."""
     module = ast.parse(source)
-    return [node.name for node in ast.walk(module)
-            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
-            and _compares_exactly(node) and not _marked_bitwise(node, module)]
+    functions = [n for n in ast.walk(module) if isinstance(n, ast.FunctionDef)]
+    helpers = {n.name for n in functions if not n.name.startswith("test_") and _compares_exactly(n)}
+    grew = True
+    while grew:  # helpers that call helpers
+        more = {n.name for n in functions if not n.name.startswith("test_") and _calls(n) & helpers}
+        grew = bool(more - helpers)
+        helpers |= more
+    return [n.name for n in functions if n.name.startswith("test_")
+            and (_compares_exactly(n) or _calls(n) & helpers
+                 or {a.arg for a in n.args.args} & helpers)  # a fixture that compares
+            and not _marked_bitwise(n, module)]
 
 
 def test_every_test_that_compares_bits_is_marked_bitwise():
@@ -64,8 +80,18 @@ def test_c(x, y):
 def test_d(x):
     (x / "a").write_bytes((x / "b").read_bytes()[:10])
     assert x.exists()
+def _both_runs(x):
+    return _same(x)
+def _same(x):
+    return (x / "a").read_bytes() == (x / "b").read_bytes()
+def test_e(x):
+    assert _both_runs(x)
+def test_f(_same):
+    assert _same
+def test_g(x):
+    assert (x / "a.png").read_bytes()[1:4] == b"PNG"
 '''
-    assert exact_tests_without_marker(source) == ["test_a", "test_b"]
+    assert exact_tests_without_marker(source) == ["test_a", "test_b", "test_e", "test_f"]
     assert exact_tests_without_marker("import pytest\npytestmark = pytest.mark.bitwise\n" + source) == []
 
 

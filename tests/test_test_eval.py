@@ -51,6 +51,7 @@ def test_curve_means_keep_only_iterations_that_every_job_of_a_line_has():
     assert (reinit["n"] == 4).all()  # every replicate of every trial
 
 
+@pytest.mark.bitwise
 def test_curve_means_under_test_eval_all_are_the_plain_means():
     """The committed study (test_eval: all): every point, the same means as before."""
     curves = pd.read_csv(ROOT / "results/studies/oneshot_vs_iterative/iterative/curves.csv")
@@ -138,6 +139,7 @@ def check_minima_curves(curves: pd.DataFrame, full: pd.DataFrame, test_every: in
 
 
 @pytest.mark.workflow
+@pytest.mark.bitwise
 def test_summary_is_byte_identical_under_all_and_minima_on_small_data(tmp_path):
     data = make_small_mnist(tmp_path / "data", n_train=300)  # 200 training images: the minima come before the end
     settings = {**TINY_CONFIG, "data_source": str(data), "trials": 1, "rounds": 1, "iterations": 200,
@@ -157,6 +159,7 @@ def test_summary_is_byte_identical_under_all_and_minima_on_small_data(tmp_path):
 @pytest.mark.workflow
 @pytest.mark.real_data
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"no MNIST at {SHARED_MNIST}")
+@pytest.mark.bitwise
 def test_summary_is_byte_identical_under_all_and_minima_on_the_real_mnist(tmp_path):
     settings = {"data_source": str(SHARED_MNIST), "trials": 1, "rounds": 1, "iterations": 300, "eval_every": 20,
                 "test_every": 120, "device": "cpu"}  # the last evaluation (300) off the cadence

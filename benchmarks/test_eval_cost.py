@@ -32,34 +32,21 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from lth.data import FILE_NAMES, Split, load_split, write_idx  # noqa: E402
+from lth.data import Split, load_split  # noqa: E402
 from lth.models import init_model  # noqa: E402
 from lth.training import TrainConfig, _DenseKernels, _Masker, evaluate, train  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from lthbench.common import prepare_data  # noqa: E402
 
 RUN = ROOT / "results" / "studies" / "oneshot_vs_iterative"
 KEYS = ["experiment", "replicate", "trial", "round"]
 
 
 def data(mnist: Path | None, tmp: Path) -> tuple[Split, str]:
-    """The real MNIST split (5K validation), or random images of its size."""
-    if mnist is not None and all((mnist / n).is_file() or (mnist / f"{n}.gz").is_file() for n in FILE_NAMES):
-        import gzip
-        import shutil
-
-        for n in FILE_NAMES:
-            if (mnist / n).is_file():
-                shutil.copyfile(mnist / n, tmp / n)
-            else:
-                with gzip.open(mnist / f"{n}.gz") as src, open(tmp / n, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-        what = f"MNIST from {mnist}"
-    else:
-        rng = np.random.default_rng(0)
-        for split, n in (("train", 60000), ("t10k", 10000)):
-            write_idx(tmp / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
-            write_idx(tmp / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, n, dtype=np.uint8))
-        what = "random images of MNIST's size (no MNIST folder)"
-    return load_split(tmp, 5000, 0), what
+    """The real MNIST split (5K validation), or random images of its size (benchmark.py's data)."""
+    idx, _, what = prepare_data(mnist, tmp)
+    return load_split(idx, 5000, 0), what
 
 
 def tested_fraction(curves: pd.DataFrame, mode: str, test_every: int = 1000, eval_every: int = 100) -> float:

@@ -71,7 +71,7 @@ def test_keys_follow_the_settings_that_determine_a_job():
         other = lineage(full_config({"device": "cpu", **edit}))
         assert other.dense == lineage(base).dense and other.prune != lineage(base).prune, edit
     for edit in ({"lr": 0.002}, {"seed": 1}, {"iterations": 1000}, {"val_size": 1000}, {"batch_size": 50},
-                 {"model": "lenet5"}, {"test_eval": "best"}, {"patience": 5}, {"eval_every": 50}, {"kernels": "auto"}):
+                 {"model": "lenet5"}, {"test_eval": "best"}, {"patience": 5}, {"eval_every": 50}, {"kernels": "dense"}):
         other = lineage(full_config({"device": "cpu", **edit}))
         assert other.dense != lineage(base).dense and other.prune != lineage(base).prune, edit
 

@@ -146,6 +146,38 @@ def test_grid_efficiency_reads_benchmarks_and_log(tmp_path):
     assert rows["log_sum_s_train_dense"] == 400
 
 
+def test_grid_efficiency_sums_the_pieces_of_a_resumed_run_from_snakemakes_logs(tmp_path):
+    run = tmp_path / "run"
+    for name, secs, cpu in (("dense", 100.0, 90.0), ("ticket", 300.0, 280.0), ("reinit_0", 50.0, 40.0),
+                            ("reinit_1", 70.0, 60.0)):
+        p = run / "benchmarks" / "runs" / "trial_0" / f"{name}.tsv"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(f"s\th:m:s\tmax_rss\tcpu_time\n{secs}\t0:01:40\t{secs + 700}\t{cpu}\n")
+    logs = run / ".snakemake" / "log"
+    logs.mkdir(parents=True)
+    # two pieces (killed at 10:05:10, resumed at 12:00:00), an --unlock with no timestamp
+    (logs / "2026-11-27T100000.123456.snakemake.log").write_text(
+        "Building DAG of jobs...\n[Fri Nov 27 10:00:10 2026]\nrule train_dense:\n    jobid: 1\n"
+        "[Fri Nov 27 10:05:10 2026]\nFinished jobid: 1 (Rule: train_dense)\n")
+    (logs / "2026-11-27T115900.000001.snakemake.log").write_text("Unlocked working directory.\n")
+    (logs / "2026-11-27T120000.500000.snakemake.log").write_text(
+        "[Fri Nov 27 12:00:01 2026]\nrule train_sparse:\n    jobid: 2\n[Fri Nov 27 12:02:00 2026]\n")
+    out = tmp_path / "grid.csv"
+    proc = subprocess.run([sys.executable, str(GRID), str(run), "--cores", "2", "--pieces", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    with open(out, newline="") as fh:
+        rows = {r["metric"]: (float(r["value"]), r["detail"]) for r in csv.DictReader(fh)}
+    assert rows["wall_s"] == (310 + 120, "2 pieces from .snakemake/log")
+    assert proc.stdout.count("piece ") == 3
+    assert rows["benchmark_sum_s"][0] == 520
+    assert rows["benchmark_cpu_sum_s"][0] == 470
+    assert rows["benchmark_max_rss_mb"][0] == 1000
+    assert rows["benchmark_median_s"][0] == 85  # between 70 and 100
+    assert rows["benchmark_sum_s_reinit"] == (120, "2 jobs, mean 60 s")
+    assert rows["benchmark_sum_s_ticket"][0] == 300
+
+
 
 @pytest.mark.workflow
 def test_cuda_jobs_on_the_cpu_reproduces_a_runs_records(tmp_path):

@@ -203,6 +203,18 @@ def test_study_claims_take_each_claim_from_the_variant_that_can_measure_it():
     assert all(v.verdict != "NOT-RUN" for v in verdicts)
 
 
+def test_a_claim_no_variant_reaches_says_why_from_the_variant_that_prunes_as_it_needs():
+    from lth.studies import study_claims
+
+    variants = {"iterative": full_config({}), "oneshot": full_config({"pruning": "oneshot"})}
+    summaries = {"iterative": _synthetic_summary(3, True), "oneshot": _synthetic_summary(3, False)}
+    verdicts = study_claims(summaries, variants)
+    assert all(v.verdict == "NOT-RUN" for v in verdicts)
+    assert all(v.measured.startswith("[iterative]") for v in verdicts[:5])
+    # claim 6 is one-shot's: the levels the one-shot variant lacks, not "needs pruning: oneshot"
+    assert verdicts[5].measured.startswith("[oneshot] not measured: the config does not reach"), verdicts[5].measured
+
+
 # --- a run, then its variants (small data) --------------------------------------------------------
 
 

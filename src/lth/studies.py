@@ -123,8 +123,10 @@ def study_claims(summaries: dict[str, pd.DataFrame], variants: dict[str, dict]) 
     """The paper's claims over a study: each claim measured on the first variant that can measure
     it (claims 1-5 need iterative pruning, claim 6 one-shot), preferring variants that prune as the
     paper does (20 % / 10 %, layer-wise, reset to theta0). The verdict's ``measured`` names the
-    variant. A claim no variant can measure is NOT-RUN with the first variant's reason."""
-    from .claims import NOT_RUN, evaluate_claims
+    variant. A claim no variant can measure is NOT-RUN with the reason of the first variant that
+    prunes as the claim needs (the levels it lacks, not a pruning mode another variant has), else
+    with the first variant's."""
+    from .claims import CLAIMS, NOT_RUN, evaluate_claims
 
     def paper_like(name: str) -> bool:
         return all(variants[name].get(k) == v for k, v in PAPER_PRUNING.items())
@@ -132,8 +134,9 @@ def study_claims(summaries: dict[str, pd.DataFrame], variants: dict[str, dict]) 
     order = sorted(summaries, key=lambda name: not paper_like(name))  # stable: study order otherwise
     per_variant = {name: evaluate_claims(summaries[name], variants[name]["pruning"]) for name in order}
     combined = []
-    for i, first in enumerate(per_variant[order[0]]):
-        chosen, variant = first, order[0]
+    for i, claim in enumerate(CLAIMS):
+        fallback = next((name for name in order if variants[name]["pruning"] == claim.pruning), order[0])
+        chosen, variant = per_variant[fallback][i], fallback
         for name in order:
             if per_variant[name][i].verdict != NOT_RUN:
                 chosen, variant = per_variant[name][i], name

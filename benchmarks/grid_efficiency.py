@@ -14,12 +14,12 @@ start and finish time is read from it as well, so the jobs without benchmark fil
 prune, aggregate, plot: a few seconds each) are counted too. The wall time of the run comes
 from ``--wall-s`` (repeated: the segments of a stopped and resumed run, summed), from the last
 line ``<name> ... wall_s=<seconds>`` of ``--timings``, or from the first and last timestamps of
-``--log``, or with ``--pieces`` from Snakemake's own logs of the run
-(RUN_DIR/.snakemake/log/: one per invocation; each piece from the time in its file name to its
-last timestamp, so the minutes of jobs killed at a stop are left out, as they are from the
-benchmark files; dry runs and ``--unlock`` have no timestamp and count 0). A resumed run's benchmark files hold its jobs from every segment, while a log or a
-timings line may cover only the last one: give every segment's wall time then; the work of jobs
-killed at a stop is in no benchmark file.
+``--log``, or with ``--pieces`` from Snakemake's own logs of the run (RUN_DIR/.snakemake/log/:
+one per invocation; each piece from the time in its file name to its last timestamp, so the
+minutes of jobs killed at a stop are left out, as they are from the benchmark files; dry runs
+and ``--unlock`` have no timestamp and count 0). A resumed run's benchmark files hold its jobs
+from every segment, while a log or a timings line may cover only the last one: give every
+segment's wall time then; the work of jobs killed at a stop is in no benchmark file.
 
 The figure is wall / (sum of job times / cores): 1.0 means the cores were never idle; the
 issue's target is <= 1.15 with ``--cores 2``. A job's own time grows with whatever else runs on
@@ -34,6 +34,8 @@ import datetime as dt
 import re
 import sys
 from pathlib import Path
+
+import numpy as np
 
 _STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 _JOBID = re.compile(r"^\s+jobid: (\d+)$")
@@ -60,11 +62,6 @@ def benchmark_rows(run_dir: Path) -> dict[str, dict[str, float]]:
     return out
 
 
-def benchmark_times(run_dir: Path) -> dict[str, float]:
-    """Relative path of each benchmark file -> seconds (the mean of its repeats)."""
-    return {k: v["s"] for k, v in benchmark_rows(run_dir).items()}
-
-
 def log_pieces(run_dir: Path) -> list[tuple[str, float]]:
     """(log name, seconds) per Snakemake invocation of the run, from RUN_DIR/.snakemake/log/: from
     the time in the log's name (when Snakemake started) to its last timestamp."""
@@ -81,14 +78,6 @@ def log_pieces(run_dir: Path) -> list[tuple[str, float]]:
                 last = dt.datetime.strptime(" ".join(s.group(1).split()), "%a %b %d %H:%M:%S %Y")
         pieces.append((path.name, max(0.0, (last - began).total_seconds()) if last else 0.0))
     return pieces
-
-
-def _quantile(values: list[float], q: float) -> float:
-    """Linear interpolation between order statistics (numpy's default)."""
-    v = sorted(values)
-    pos = q * (len(v) - 1)
-    lo = int(pos)
-    return v[lo] + (v[min(lo + 1, len(v) - 1)] - v[lo]) * (pos - lo)
 
 
 def log_jobs(log: Path) -> tuple[dict[int, tuple[str, float]], float | None]:
@@ -170,16 +159,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         raise SystemExit("give the run's wall time: --wall-s, --timings or --log")
 
-    bench_sum = sum(bench.values())
+    secs = list(bench.values())
+    bench_sum = sum(secs)
     rows = [
         ("wall_s", wall, wall_from),
         ("cores", args.cores, ""),
         ("benchmark_files", len(bench), "jobs with a benchmark: file (training)"),
         ("benchmark_sum_s", bench_sum, "sum of their s column"),
         ("wall_over_benchmark_sum_per_core", wall / (bench_sum / args.cores), "target <= 1.15"),
-        ("benchmark_median_s", _quantile(list(bench.values()), 0.5), "a job's s: median"),
-        ("benchmark_p10_s", _quantile(list(bench.values()), 0.1), "10th percentile"),
-        ("benchmark_p90_s", _quantile(list(bench.values()), 0.9), "90th percentile"),
+        ("benchmark_median_s", float(np.median(secs)), "a job's s: median"),
+        ("benchmark_p10_s", float(np.quantile(secs, 0.1)), "10th percentile"),
+        ("benchmark_p90_s", float(np.quantile(secs, 0.9)), "90th percentile"),
     ]
     kinds: dict[str, list[float]] = {}  # dense.tsv, ticket.tsv, reinit_<k>.tsv: what a job trained
     for path, secs in bench.items():

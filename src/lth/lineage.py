@@ -133,6 +133,14 @@ def dense_settings(config: dict) -> dict:
     return settings
 
 
+def train_settings(config: dict) -> dict:
+    """What every result.json of a configuration records as its training settings
+    (``train_config``, checked by lth.aggregate.check_fresh): the dense settings but the device and
+    the kernels (result.json records the device and kernel each job used), with ``test_every``."""
+    settings = {k: config[k] for k in DENSE_KEYS if k not in ("device", "kernels")}
+    return {**settings, "test_every": test_cadence(config)}
+
+
 def lineage(config: dict) -> Lineage:
     dense = dense_settings(config)
     dense_key = "dense_" + _digest(dense)

@@ -76,11 +76,12 @@ def study_variants(config: dict, schema: dict) -> dict[str, dict]:
 
 
 def varied_settings(variants: dict[str, dict]) -> list[str]:
-    """The config keys whose values differ between variants, in schema order of the first variant."""
+    """The config keys whose values differ between variants, sorted (the columns of a study's
+    tables, whatever order the variants' configs hold their keys in)."""
     configs = list(variants.values())
     if not configs:
         return []
-    return [k for k in configs[0] if any(repr(c.get(k)) != repr(configs[0].get(k)) for c in configs[1:])]
+    return sorted(k for k in configs[0] if any(repr(c.get(k)) != repr(configs[0].get(k)) for c in configs[1:]))
 
 
 def _cell(value):
@@ -178,3 +179,28 @@ def rescore_study(summary: pd.DataFrame, config_path, note: str | None = None) -
     verdicts = study_claims(summaries, variants)
     return verdicts, study_claims_markdown(verdicts, config["study"]["name"], variants, note)
 
+
+
+def write_study(results: dict[str, list], variants: dict[str, dict], study: str, out: dict, note: str | None = None
+                ) -> tuple[pd.DataFrame, list]:
+    """A study's tables and claims from its variants' result.json files (``results``: variant ->
+    paths, as the workflow's study_aggregate gets them, or lth.shards from an assembled run):
+    ``out`` names the files (summary, table, claims_csv, claims_md). Results trained with other
+    settings than their variant's are refused (lth.aggregate.check_fresh). Returns the study's
+    summary and verdicts."""
+    from .aggregate import build_summary, check_fresh, write_csv
+    from .claims import claims_table
+    from .fileio import write_text
+    from .lineage import train_settings
+
+    for name, paths in results.items():
+        check_fresh(paths, train_settings(variants[name]))
+    # Each variant's trials start pruning chains; its later dense runs are dense-only seeds.
+    summaries = {name: build_summary(paths, variants[name]["trials"]) for name, paths in results.items()}
+    summary = study_summary(summaries, variants)
+    write_csv(summary, out["summary"])
+    write_csv(study_table(summary, varied_settings(variants)), out["table"])
+    verdicts = study_claims(summaries, variants)
+    write_csv(claims_table(verdicts), out["claims_csv"])
+    write_text(out["claims_md"], study_claims_markdown(verdicts, study, variants, note=note))
+    return summary, verdicts

@@ -89,10 +89,8 @@ def leaf_patience(wc):
     return L.job_leaf_patience(prune_cfg(wc), wc.experiment, _round(wc), LAST_ROUND[wc.prune])
 
 
-def train_settings(c):
-    """What every result.json records as its training settings (lth.aggregate.check_fresh)."""
-    settings = {k: c[k] for k in TRAIN_KEYS if k not in ("device", "kernels")}  # result.json: "device", "kernel"
-    return {**settings, "test_every": L.test_cadence(c)}
+# What every result.json records as its training settings (lth.aggregate.check_fresh).
+train_settings = L.train_settings
 
 
 # Threads and resources of the jobs (mem_mb, runtime in minutes), sized from Snakemake's benchmark

@@ -48,7 +48,6 @@ rule study_aggregate:
         # The variants' full configs: an edit to any of them remakes the comparison.
         variants={name: {k: c[k] for k in sorted(c)} for name, c in VARIANTS.items()},
         results=_study_inputs("result.json"),
-        train={name: train_settings(c) for name, c in VARIANTS.items()},
         study=lambda wc: wc.study,
     script:
         "../scripts/study_aggregate.py"

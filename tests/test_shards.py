@@ -105,6 +105,38 @@ def test_shards_that_ran_different_code_are_not_assembled(tmp_path):
         shards.assemble(tmp_path, tmp_path / "out", load_config([str(EVIDENCE)]))
 
 
+def test_an_assembly_names_the_runs_commit_only_where_its_rules_are_the_ones_that_ran():
+    run, later = {"commit": "a" * 40, "dirty": False}, {"commit": "b" * 40, "dirty": False}
+    same = shards.scoring_note(run, later, same_rules=True)
+    assert "src/lth/claims.py at commit aaaaaaaaaaaa" in same and "(commit bbbbbbbbbbbb) scored them with the same" in same
+    assert "after the fact" not in same
+    for note in (shards.scoring_note(run, later, same_rules=False),
+                 shards.scoring_note(run, {**later, "dirty": True}, same_rules=True),
+                 shards.scoring_note({}, later, same_rules=True)):
+        assert note.startswith("**Scored after the fact.**") and "bbbbbbbbbbbb" in note
+
+
+def test_the_rules_are_compared_by_their_file_at_each_commit(tmp_path):
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q")
+    rules = tmp_path / "src" / "lth" / "claims.py"
+    rules.parent.mkdir(parents=True)
+    commits = []
+    for text, other in (("rule 1", "a"), ("rule 1", "b"), ("rule 2", "b")):
+        rules.write_text(text)
+        (tmp_path / "other.txt").write_text(other)
+        git("add", "-A")
+        git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+        commits.append(git("rev-parse", "HEAD").strip())
+    blobs = [shards.rules_blob(tmp_path, c) for c in commits]
+    assert blobs[0] == blobs[1] != blobs[2]
+    assert shards.rules_blob(tmp_path, "0" * 40) is None
+
+
 # --- a small study in shards against the same study in one run -----------------------------------
 
 STUDY = {
@@ -194,6 +226,8 @@ def test_an_assembled_study_names_its_shards_and_writes_each_variants_summary(sh
     text = (out / "claims.md").read_text()
     assert "Assembled from 2 shards of whole trials (lth.shards): shard_a: trials 0, 2 on" in text
     assert "; shard_b: trials 1 on" in text
+    commit = json.loads(tarfile.open(sharded["archives"][0]).extractfile("shards/shard_a.json").read())["git"]["commit"]
+    assert f"at commit {commit[:12]}" in text or f"The jobs ran commit {commit[:12]}" in text
     provenance = json.loads((out / "provenance.json").read_text())
     assert sorted(provenance["shards"]) == ["shard_a", "shard_b"]
     assert provenance["config"]["study"]["name"] == "sharded"

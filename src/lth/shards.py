@@ -216,12 +216,44 @@ def _one(manifests: dict[str, dict], key: str, what: str):
     return json.loads(values.pop()) if values else None
 
 
+RULES = "src/lth/claims.py"
+
+
+def rules_blob(repo: str | Path, commit: str) -> str | None:
+    """The git object id of the claims' rules at ``commit`` of ``repo`` (None where unknown)."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "-C", str(repo), "rev-parse", f"{commit}:{RULES}"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def scoring_note(run_git: dict, scorer_git: dict, same_rules: bool) -> str:
+    """Which rules judged an assembled run: the jobs ran ``run_git``'s commit, the assembly scores
+    them with the code of ``scorer_git``. Where the rules file is the same at both commits, the
+    run's commit is named (a run started after it tests the rules as fixed before it); otherwise
+    the verdicts are labelled as the later rules' after the fact."""
+    from .claims import rules_note
+
+    if not run_git or not scorer_git or scorer_git.get("dirty") or not same_rules:
+        scorer = (scorer_git or {}).get("commit", "?")[:12]
+        return (f"**Scored after the fact.** The jobs ran commit {(run_git or {}).get('commit', '?')[:12]}; these "
+                f"verdicts are those of {RULES} at commit {scorer}"
+                f"{', with uncommitted changes' if (scorer_git or {}).get('dirty') else ''}, "
+                "which differs from it or could not be compared.")
+    return rules_note(run_git) + (f" The assembly (commit {scorer_git['commit'][:12]}) scored them with the same "
+                                  f"{RULES}.")
+
+
 def assemble(run_dir: str | Path, out_dir: str | Path, config: dict) -> list:
     """A study's outputs from an assembled run directory, as the workflow's study rules and
     ``lth.summarize`` make them, and a provenance.json with every shard's manifest. Refuses a run
     that lacks a job of the configuration, or whose shards ran different code or data."""
-    from .claims import rules_note
     from .plots import plot_comparison
+    from .provenance import git_state
+    from .store import ROOT
     from .studies import varied_settings, write_study
     from .summarize import summarize
 
@@ -244,13 +276,17 @@ def assemble(run_dir: str | Path, out_dir: str | Path, config: dict) -> list:
         len(manifests), "; ".join(f"{name}: trials {_span(m['trials'])} on {m['cpu']}" for name, m in manifests.items()))
     files = {"summary": out / "summary.csv", "table": out / "table.csv", "claims_csv": out / "claims.csv",
              "claims_md": out / "claims.md"}
-    _, verdicts = write_study(results, configs, study["name"], files, note=rules_note(git) + " " + shards)
+    scorer = git_state(ROOT)
+    run_rules = rules_blob(ROOT, git["commit"]) if git else None
+    same = run_rules is not None and scorer and run_rules == rules_blob(ROOT, scorer["commit"])
+    note = scoring_note(git, scorer, same) + " " + shards
+    _, verdicts = write_study(results, configs, study["name"], files, note=note)
     plot_comparison(pd.read_csv(files["table"]), out / "comparison.png",
                     f"study {study['name']}: {', '.join(varied_settings(configs))} varied")
     for name, c in configs.items():
         lin = lineage(c)
         summarize(run_dir, out / name, c["pruning"], f"{lin.dense}/{lin.prune}")
-    provenance = {"config": dict(sorted(config.items())), "git": git, "shards": manifests}
+    provenance = {"config": dict(sorted(config.items())), "git": git, "assembled_by": scorer, "shards": manifests}
     write_text(out / "provenance.json", json.dumps(provenance, indent=2, default=str) + "\n")
     return verdicts
 

@@ -74,6 +74,22 @@ def test_unpack_skips_identical_files_and_refuses_different_ones(tmp_path):
     assert (run / "results/runs/x/t0/result.json").read_bytes() == b"1"
 
 
+def test_unpack_keeps_the_longer_of_two_versions_of_a_snakemake_log_and_no_other_file(tmp_path):
+    log = ".snakemake/log/2026-01-01T000000.snakemake.log"
+    early = _archive(tmp_path / "early.tar.gz", {log: b"job 1 done\n"})
+    late = _archive(tmp_path / "late.tar.gz", {log: b"job 1 done\njob 2 done\n"})
+    for order in ([early, late], [late, early]):
+        run = tmp_path / f"run_{order[0].stem}"
+        shards.unpack(run, order)
+        assert (run / log).read_bytes() == b"job 1 done\njob 2 done\n"
+    other = _archive(tmp_path / "other.tar.gz", {log: b"job 3 done\n"})
+    with pytest.raises(LTHError, match="differs"):
+        shards.unpack(tmp_path / "run_late.tar", [other])
+    grown = _archive(tmp_path / "grown.tar.gz", {"results/x/curve.csv": b"a\nb\n"})
+    with pytest.raises(LTHError, match="differs"):
+        shards.unpack(tmp_path / "r", [_archive(tmp_path / "first.tar.gz", {"results/x/curve.csv": b"a\n"}), grown])
+
+
 @pytest.mark.parametrize("name", ["../outside.json", "/abs.json"])
 def test_unpack_refuses_paths_outside_the_run_directory(tmp_path, name):
     archive = _archive(tmp_path / "bad.tar.gz", {name: b"x"})

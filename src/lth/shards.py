@@ -40,7 +40,8 @@ from .fileio import write_text
 from .lineage import RUNS, dense_trials, experiments, grid, job_dir, lineage
 
 JOB_FILES = ("result.json", "curve.csv")  # what the summaries read of a training job
-MANIFESTS = "shards"  # RUN_DIR/shards/<archive name>.json: one manifest per unpacked shard
+MANIFESTS = "shards"
+SNAKEMAKE_LOGS = (".snakemake", "log")  # one log per snakemake invocation, appended to as it runs  # RUN_DIR/shards/<archive name>.json: one manifest per unpacked shard
 
 
 def parse_trials(spec: str) -> list[int]:
@@ -178,7 +179,9 @@ def pack(run_dir: str | Path, archive: str | Path, configs: dict[str, dict], tri
 def unpack(run_dir: str | Path, archives: list[str | Path]) -> int:
     """Lay the archives' files into ``run_dir``; returns how many were written. A file already
     there with the same bytes is skipped (two shards packed from one run directory share its
-    settings and logs); one with other bytes is refused, since two shards then made one job."""
+    settings and logs), and of two versions of a Snakemake log the longer one is kept (one shard
+    was packed while the invocation went on); any other file with other bytes is refused, since
+    two shards then made one job."""
     run_dir = Path(run_dir)
     written = 0
     for archive in archives:
@@ -194,7 +197,14 @@ def unpack(run_dir: str | Path, archives: list[str | Path]) -> int:
                 data = tar.extractfile(member).read()
                 target = run_dir / name
                 if target.is_file():
-                    if target.read_bytes() != data:
+                    old = target.read_bytes()
+                    if name.parts[:2] == SNAKEMAKE_LOGS and (old.startswith(data) or data.startswith(old)):
+                        # Snakemake appends to a run's log: a shard packed while it ran holds a beginning
+                        if len(data) > len(old):
+                            target.write_bytes(data)
+                            written += 1
+                        continue
+                    if old != data:
                         raise LTHError(f"{archive}: {member.name} differs from the file already in {run_dir} "
                                        "(two shards trained the same job?)")
                     continue

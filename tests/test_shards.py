@@ -90,6 +90,22 @@ def test_unpack_keeps_the_longer_of_two_versions_of_a_snakemake_log_and_no_other
         shards.unpack(tmp_path / "r", [_archive(tmp_path / "first.tar.gz", {"results/x/curve.csv": b"a\n"}), grown])
 
 
+def test_a_packed_snakemake_log_names_no_path_of_the_machine(tmp_path):
+    run, code = tmp_path / "run", tmp_path / "code"
+    text = (f"Command: /opt/py/bin/snakemake -s {code}/Snakefile --configfile {code}/config/x.yaml "
+            f"--config data_source=/data/mnist results/runs/d/trial_1/dense/result.json\n"
+            f"Config file {code}/workflow/rules/../../config.yaml is extended\n"
+            f"Complete log: {run}/.snakemake/log/a.log\nratio 1/3 and trial_1/dense stay\n"
+            f"partial line being written {run}/resu")
+    got = shards.redact_paths(text, {"RUN_DIR": run, "CODE_DIR": code})
+    assert str(tmp_path) not in got and "/opt" not in got and "/data/" not in got
+    assert "Command: /path/to/snakemake -s CODE_DIR/Snakefile --configfile CODE_DIR/config/x.yaml" in got
+    assert "data_source=/path/to/mnist results/runs/d/trial_1/dense/result.json\n" in got
+    assert "Complete log: RUN_DIR/.snakemake/log/a.log\nratio 1/3 and trial_1/dense stay\n" in got
+    assert got.endswith("stay\n")  # the unfinished line is left out: a later pack's log extends this one
+    assert shards.redact_paths(text + "lts/x.json\n", {"RUN_DIR": run, "CODE_DIR": code}).startswith(got)
+
+
 @pytest.mark.parametrize("name", ["../outside.json", "/abs.json"])
 def test_unpack_refuses_paths_outside_the_run_directory(tmp_path, name):
     archive = _archive(tmp_path / "bad.tar.gz", {name: b"x"})
@@ -221,6 +237,10 @@ def test_shard_archives_hold_the_small_files_and_no_checkpoint(sharded):
     info = json.loads(tarfile.open(sharded["archives"][0]).extractfile("shards/shard_a.json").read())
     assert info["trials"] == [0, 2] and info["training_jobs"] == len(results)
     assert len(info["git"]["commit"]) == 40 and info["cpu"]
+    with tarfile.open(sharded["archives"][0]) as tar:  # committed archives name no machine's path
+        logs = [tar.extractfile(n).read().decode() for n in names if n.startswith(".snakemake/log/")]
+    assert logs and all("Finished job" in log for log in logs)
+    assert not [log for log in logs if str(sharded["base"]) in log or str(ROOT) in log]
 
 
 @pytest.mark.workflow

@@ -30,6 +30,7 @@ import datetime
 import io
 import json
 import platform
+import re
 import tarfile
 from pathlib import Path, PurePosixPath
 
@@ -40,8 +41,11 @@ from .fileio import write_text
 from .lineage import RUNS, dense_trials, experiments, grid, job_dir, lineage
 
 JOB_FILES = ("result.json", "curve.csv")  # what the summaries read of a training job
-MANIFESTS = "shards"
-SNAKEMAKE_LOGS = (".snakemake", "log")  # one log per snakemake invocation, appended to as it runs  # RUN_DIR/shards/<archive name>.json: one manifest per unpacked shard
+MANIFESTS = "shards"  # RUN_DIR/shards/<archive name>.json: one manifest per unpacked shard
+SNAKEMAKE_LOGS = (".snakemake", "log")  # one log per snakemake invocation, appended to as it runs
+# An absolute path in a Snakemake log (the command line, the Snakefile, the config files): it names
+# the machine the shard ran on, which a committed archive must not, so pack rewrites it.
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~/-])/(?:[\w.+~-]+/)*[\w.+~-]+")
 
 
 def parse_trials(spec: str) -> list[int]:
@@ -152,6 +156,25 @@ def manifest(run_dir: Path, configs: dict[str, dict], trials: list[int], code_di
     }
 
 
+def redact_paths(text: str, places: dict[str, Path]) -> str:
+    """``text`` with every absolute path made machine-neutral: one below a folder of ``places``
+    becomes that folder's name (``RUN_DIR/results/...``), any other ``/path/to/<its last part>``.
+    An unfinished last line (a log still being written) is left out, so that a log packed early
+    stays a prefix of the same log packed later (unpack keeps the longer)."""
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    roots = sorted(((str(Path(d).resolve()), name) for name, d in places.items()), key=lambda r: -len(r[0]))
+
+    def neutral(match: re.Match) -> str:
+        path = match.group(0)
+        for root, name in roots:
+            if path == root or path.startswith(root + "/"):
+                return name + path[len(root):]
+        return "/path/to/" + path.rsplit("/", 1)[-1]
+
+    return ABSOLUTE_PATH.sub(neutral, text)
+
+
 def archive_name(archive: Path) -> str:
     return archive.name.removesuffix(".gz").removesuffix(".tar")
 
@@ -165,13 +188,22 @@ def pack(run_dir: str | Path, archive: str | Path, configs: dict[str, dict], tri
     info = manifest(run_dir, configs, trials, Path(code_dir) if code_dir else None)
     archive.parent.mkdir(parents=True, exist_ok=True)
     tmp = archive.with_name(archive.name + ".tmp")
+    places = {"RUN_DIR": run_dir, **({"CODE_DIR": Path(code_dir)} if code_dir else {})}
+    now = int(datetime.datetime.now().timestamp())
+
+    def add(tar: tarfile.TarFile, name: str, data: bytes, mtime: int) -> None:
+        entry = tarfile.TarInfo(name)
+        entry.size, entry.mtime = len(data), mtime
+        tar.addfile(entry, io.BytesIO(data))
+
     with tarfile.open(tmp, "w:gz") as tar:
         for f in files:
-            tar.add(run_dir / f, arcname=f, recursive=False)
-        data = json.dumps(info, indent=2).encode() + b"\n"
-        entry = tarfile.TarInfo(f"{MANIFESTS}/{archive_name(archive)}.json")
-        entry.size, entry.mtime = len(data), int(datetime.datetime.now().timestamp())
-        tar.addfile(entry, io.BytesIO(data))
+            if PurePosixPath(f).parts[:2] == SNAKEMAKE_LOGS:
+                text = (run_dir / f).read_text(errors="replace")
+                add(tar, f, redact_paths(text, places).encode(), int((run_dir / f).stat().st_mtime))
+            else:
+                tar.add(run_dir / f, arcname=f, recursive=False)
+        add(tar, f"{MANIFESTS}/{archive_name(archive)}.json", json.dumps(info, indent=2).encode() + b"\n", now)
     tmp.replace(archive)  # a killed pack leaves no archive that looks whole
     return info
 

@@ -137,6 +137,19 @@ def test_shards_that_ran_different_code_are_not_assembled(tmp_path):
         shards.assemble(tmp_path, tmp_path / "out", load_config([str(EVIDENCE)]))
 
 
+@pytest.mark.parametrize("other, error", [({"sha256": {"f": "1"}, "source": "https://mirror"}, "training jobs of the"),
+                                          ({"sha256": {"f": "2"}, "source": "/path/to/mnist"}, "different data")])
+def test_shards_must_have_read_the_same_data_bytes_from_wherever(tmp_path, other, error):
+    """The data's checksums decide, not the folder or mirror each machine read them from."""
+    for name, data in (("a", {"sha256": {"f": "1"}, "source": "/path/to/mnist"}), ("b", other)):
+        path = tmp_path / "shards" / f"{name}.json"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps({"git": {"commit": "1" * 40, "dirty": False}, "code_versions": ["c"], "data": data,
+                                    "trials": [0], "cpu": "x"}))
+    with pytest.raises(LTHError, match=error):
+        shards.assemble(tmp_path, tmp_path / "out", load_config([str(EVIDENCE)]))
+
+
 def test_an_assembly_names_the_runs_commit_only_where_its_rules_are_the_ones_that_ran():
     run, later = {"commit": "a" * 40, "dirty": False}, {"commit": "b" * 40, "dirty": False}
     same = shards.scoring_note(run, later, same_rules=True)
@@ -237,6 +250,7 @@ def test_shard_archives_hold_the_small_files_and_no_checkpoint(sharded):
     info = json.loads(tarfile.open(sharded["archives"][0]).extractfile("shards/shard_a.json").read())
     assert info["trials"] == [0, 2] and info["training_jobs"] == len(results)
     assert len(info["git"]["commit"]) == 40 and info["cpu"]
+    assert info["data"]["source"] == "/path/to/mnist" and len(info["data"]["sha256"]) == 4
     with tarfile.open(sharded["archives"][0]) as tar:  # committed archives name no machine's path
         logs = [tar.extractfile(n).read().decode() for n in names if n.startswith(".snakemake/log/")]
     assert logs and all("Finished job" in log for log in logs)

@@ -136,12 +136,19 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _places(run_dir: Path, code_dir: str | Path | None) -> dict[str, Path]:
+    return {"RUN_DIR": Path(run_dir), **({"CODE_DIR": Path(code_dir)} if code_dir else {})}
+
+
 def manifest(run_dir: Path, configs: dict[str, dict], trials: list[int], code_dir: Path | None) -> dict:
     from .aggregate import code_versions
     from .provenance import PACKAGES, _version, git_state
 
     jobs = shard_jobs(configs, trials)
     checksums = run_dir / "resources" / "mnist" / "checksums.json"
+    data = json.loads(checksums.read_text()) if checksums.is_file() else None
+    if data and str(data.get("source", "")).startswith("/"):  # the folder the data came from, on that machine
+        data["source"] = neutral_path(data["source"], _places(run_dir, code_dir))
     return {
         "trials": trials,
         "training_jobs": len(jobs),
@@ -151,28 +158,27 @@ def manifest(run_dir: Path, configs: dict[str, dict], trials: list[int], code_di
         "platform": platform.platform(),
         "python": platform.python_version(),
         "packages": {name: _version(name) for name in PACKAGES},
-        "data": json.loads(checksums.read_text()) if checksums.is_file() else None,
+        "data": data,
         "packed": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
 
+def neutral_path(path: str, places: dict[str, Path]) -> str:
+    """An absolute path made machine-neutral: below a folder of ``places``, that folder's name
+    (``RUN_DIR/results/...``); any other, ``/path/to/<its last part>``."""
+    for name, root in sorted(((n, str(Path(d).resolve())) for n, d in places.items()), key=lambda r: -len(r[1])):
+        if path == root or path.startswith(root + "/"):
+            return name + path[len(root) :]
+    return "/path/to/" + path.rstrip("/").rsplit("/", 1)[-1]
+
+
 def redact_paths(text: str, places: dict[str, Path]) -> str:
-    """``text`` with every absolute path made machine-neutral: one below a folder of ``places``
-    becomes that folder's name (``RUN_DIR/results/...``), any other ``/path/to/<its last part>``.
-    An unfinished last line (a log still being written) is left out, so that a log packed early
-    stays a prefix of the same log packed later (unpack keeps the longer)."""
+    """``text`` with every absolute path made machine-neutral (``neutral_path``). An unfinished
+    last line (a log still being written) is left out, so that a log packed early stays a prefix
+    of the same log packed later (unpack keeps the longer)."""
     if not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
-    roots = sorted(((str(Path(d).resolve()), name) for name, d in places.items()), key=lambda r: -len(r[0]))
-
-    def neutral(match: re.Match) -> str:
-        path = match.group(0)
-        for root, name in roots:
-            if path == root or path.startswith(root + "/"):
-                return name + path[len(root):]
-        return "/path/to/" + path.rsplit("/", 1)[-1]
-
-    return ABSOLUTE_PATH.sub(neutral, text)
+    return ABSOLUTE_PATH.sub(lambda match: neutral_path(match.group(0), places), text)
 
 
 def archive_name(archive: Path) -> str:
@@ -188,7 +194,7 @@ def pack(run_dir: str | Path, archive: str | Path, configs: dict[str, dict], tri
     info = manifest(run_dir, configs, trials, Path(code_dir) if code_dir else None)
     archive.parent.mkdir(parents=True, exist_ok=True)
     tmp = archive.with_name(archive.name + ".tmp")
-    places = {"RUN_DIR": run_dir, **({"CODE_DIR": Path(code_dir)} if code_dir else {})}
+    places = _places(run_dir, code_dir)
     now = int(datetime.datetime.now().timestamp())
 
     def add(tar: tarfile.TarFile, name: str, data: bytes, mtime: int) -> None:
@@ -309,7 +315,8 @@ def assemble(run_dir: str | Path, out_dir: str | Path, config: dict) -> list:
         raise LTHError(f"{run_dir} holds no unpacked shard ({MANIFESTS}/*.json): `python3 -m lth.shards unpack` first")
     git = _one(manifests, "git", "commits")
     _one(manifests, "code_versions", "numerics code")
-    _one(manifests, "data", "data")
+    # the data's bytes, not the folder they were read from on each machine
+    _one({name: {"data": (m.get("data") or {}).get("sha256")} for name, m in manifests.items()}, "data", "data")
     results = {name: [run_dir / p for p in grid(c, "result.json")] for name, c in configs.items()}
     missing = sorted({str(p.relative_to(run_dir)) for paths in results.values() for p in paths if not p.is_file()})
     if missing:

@@ -256,10 +256,12 @@ def read_manifests(run_dir: str | Path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted((Path(run_dir) / MANIFESTS).glob("*.json"))}
 
 
-def _one(manifests: dict[str, dict], key: str, what: str):
-    values = {json.dumps(m[key], sort_keys=True) for m in manifests.values()}
+def _one(manifests: dict[str, dict], key: str, what: str, value=None):
+    """The one value of ``key`` (or of ``value(manifest)``) that every shard shares."""
+    value = value or (lambda m: m[key])
+    values = {json.dumps(value(m), sort_keys=True) for m in manifests.values()}
     if len(values) > 1:
-        shown = "; ".join(f"{name}: {json.dumps(m[key], sort_keys=True)}" for name, m in manifests.items())
+        shown = "; ".join(f"{name}: {json.dumps(value(m), sort_keys=True)}" for name, m in manifests.items())
         raise LTHError(f"the shards ran different {what} ({shown}): they are not one run")
     return json.loads(values.pop()) if values else None
 
@@ -316,7 +318,7 @@ def assemble(run_dir: str | Path, out_dir: str | Path, config: dict) -> list:
     git = _one(manifests, "git", "commits")
     _one(manifests, "code_versions", "numerics code")
     # the data's bytes, not the folder they were read from on each machine
-    _one({name: {"data": (m.get("data") or {}).get("sha256")} for name, m in manifests.items()}, "data", "data")
+    _one(manifests, "data", "data", value=lambda m: (m.get("data") or {}).get("sha256"))
     results = {name: [run_dir / p for p in grid(c, "result.json")] for name, c in configs.items()}
     missing = sorted({str(p.relative_to(run_dir)) for paths in results.values() for p in paths if not p.is_file()})
     if missing:

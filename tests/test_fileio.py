@@ -74,3 +74,25 @@ def test_a_failed_write_also_clears_the_old_leftovers(tmp_path):
 
 def test_no_folder_yet_means_no_leftovers(tmp_path):
     assert stale_temporaries(tmp_path / "missing" / "x.json") == []
+
+
+def test_a_gz_csv_reads_back_as_the_table_and_its_bytes_do_not_depend_on_when_it_was_written(tmp_path,
+                                                                                           monkeypatch):
+    import gzip
+    import time
+
+    import pandas as pd
+
+    from lth.aggregate import write_csv
+
+    df = pd.DataFrame({"trial": [0, 1], "val_loss": [0.30670258789, 0.1]})
+    written = []
+    for now in (1e9, 2e9):  # gzip stamps the time into its header unless told not to
+        monkeypatch.setattr(time, "time", lambda now=now: now)
+        write_csv(df, tmp_path / "t.csv.gz")
+        written.append((tmp_path / "t.csv.gz").read_bytes())
+    assert written[0] == written[1]
+    assert gzip.decompress(written[0]) == df.to_csv(index=False, lineterminator="\n").encode()
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "t.csv.gz"), df)
+    write_csv(df, tmp_path / "t.csv")  # any other name: plain CSV
+    assert (tmp_path / "t.csv").read_bytes() == gzip.decompress(written[0])

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from lth import checkpoint
+from lth.aggregate import write_csv
 from lth.errors import LTHError
 from lth.experiment import make_ticket_mask
 from lth.lineage import is_leaf, job_leaf_patience, last_rounds, lineage
@@ -173,6 +174,17 @@ def test_the_audit_command_prints_the_table(tmp_path, capsys):
     lines = [line for line in out.splitlines() if line.startswith("| 3 ") or line.startswith("| 7 ")]
     assert lines[0].startswith("| 3 | 3 | 2 | 2 | 0.70 | 2,100 | 58.3% | 35.0% |"), out
     assert lines[1].startswith("| 7 | 3 | 0 | 0 | 0.00 | 300 | 8.3% | 5.0% |"), out
+
+
+def test_the_audit_reads_the_compressed_curves_of_an_assembled_study(tmp_path, capsys):
+    folder = write_run(tmp_path / "run")
+    assert main([str(folder), "--patience", "3", "--pruning", "iterative"]) == 0
+    plain = capsys.readouterr().out
+    curves = folder / "curves.csv"
+    write_csv(pd.read_csv(curves), folder / "curves.csv.gz")
+    curves.unlink()
+    assert main([str(folder), "--patience", "3", "--pruning", "iterative"]) == 0
+    assert capsys.readouterr().out == plain
 
 
 def test_the_audit_refuses_a_run_that_stopped_early(tmp_path):

@@ -15,8 +15,9 @@ import yaml
 
 from lth import shards
 from lth.errors import LTHError
-from lth.lineage import grid_dirs
+from lth.lineage import grid_dirs, lineage
 from lth.store import load_config
+from lth.summarize import summarize
 
 from conftest import ROOT, TINY_CONFIG, make_small_mnist, run_snakemake
 
@@ -307,6 +308,19 @@ def test_an_assembled_study_names_its_shards_and_writes_each_variants_summary(sh
         summary = pd.read_csv(out / variant / "summary.csv")
         assert set(summary["trial"]) == {0, 1, 2}
         assert (out / variant / "plots" / "accuracy.png").is_file()
+
+
+@pytest.mark.workflow
+@pytest.mark.bitwise
+@pytest.mark.parametrize("variant", ["iterative", "oneshot"])
+def test_an_assembled_variants_curves_are_the_whole_runs_compressed(sharded, variant, tmp_path):
+    """curves.csv.gz (gzip, read by pandas as it is) holds every evaluation of the variant's jobs,
+    as lth.summarize writes them for the same study run whole on this CPU."""
+    lin = lineage(sharded["configs"][variant])
+    summarize(sharded["base"] / "whole", tmp_path, variant, f"{lin.dense}/{lin.prune}")
+    path = sharded["out"] / variant / "curves.csv.gz"
+    assert path.read_bytes()[:2] == b"\x1f\x8b" and not (sharded["out"] / variant / "curves.csv").exists()
+    pd.testing.assert_frame_equal(pd.read_csv(path), pd.read_csv(tmp_path / "curves.csv"))
 
 
 @pytest.mark.workflow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 
 import pandas as pd
@@ -86,8 +87,12 @@ def per_trial_means(summary: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """``df`` as CSV at ``path``; a name ending in .gz is written gzip-compressed (pandas reads it
+    back as it is), with no time or file name in the gzip header: the same table gives the same
+    bytes whenever it is written, like the plain CSV."""
+    data = df.to_csv(index=False, lineterminator="\n").encode()
     with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False, lineterminator="\n")
+        tmp.write_bytes(gzip.compress(data, mtime=0) if str(path).endswith(".gz") else data)
 
 
 def check_fresh(result_paths: list[str | os.PathLike], expected: dict) -> int:

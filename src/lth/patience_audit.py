@@ -3,8 +3,8 @@
     python3 -m lth.patience_audit FOLDER [FOLDER ...] [--patience 5 10 20 50] [--pruning iterative|oneshot]
 
 FOLDER holds a run's ``curves.csv`` (one row per evaluation of every job, as the aggregate step
-and ``lth.summarize`` write it) and, optionally, its ``summary.csv`` (for the iterations each job
-ran, and the claims). The run must have trained every iteration (``patience`` and
+and ``lth.summarize`` write it; ``curves.csv.gz`` in a study assembled by lth.shards) and,
+optionally, its ``summary.csv`` (for the iterations each job ran, and the claims). The run must have trained every iteration (``patience`` and
 ``leaf_patience`` null). For each patience p the command replays the stopping rule of
 ``lth.training.train`` on every leaf job (``lth.lineage.is_leaf``: the controls, one-shot
 tickets, the last round's iterative ticket; the last round is the folder's last): stop at the
@@ -60,10 +60,13 @@ class Job:
 
 
 def read_jobs(folder: Path, pruning: str) -> tuple[list[Job], pd.DataFrame | None]:
-    curves = pd.read_csv(folder / "curves.csv")
+    path = folder / "curves.csv"
+    if not path.is_file() and (folder / "curves.csv.gz").is_file():
+        path = folder / "curves.csv.gz"  # an assembled study's (lth.shards)
+    curves = pd.read_csv(path)
     missing = [c for c in [*KEYS, "iteration", "val_loss", "test_accuracy"] if c not in curves.columns]
     if missing:
-        raise LTHError(f"{folder / 'curves.csv'} lacks the columns {missing}: not a curves.csv of this pipeline")
+        raise LTHError(f"{path} lacks the columns {missing}: not a curves.csv of this pipeline")
     summary = pd.read_csv(folder / "summary.csv") if (folder / "summary.csv").is_file() else None
     ran = {} if summary is None else {tuple(r[k] for k in KEYS): int(r["iterations_run"]) for _, r in summary.iterrows()}
     last_round = int(curves["round"].max())

@@ -96,15 +96,17 @@ def results_markdown(summary: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summarize(run_dir: str | Path, out_dir: str | Path, pruning: str = "iterative", lineage: str | None = None
-              ) -> pd.DataFrame:
+def summarize(run_dir: str | Path, out_dir: str | Path, pruning: str = "iterative", lineage: str | None = None,
+              curves_name: str = "curves.csv") -> pd.DataFrame:
+    """The run's tables, claims and figures in ``out_dir``; ``curves_name`` ending in .gz writes the
+    curves gzip-compressed (a large study's: one row per evaluation of every job)."""
     results = finished_jobs(run_dir, lineage)
     if not results:
         raise SystemExit(f"no finished training jobs under {run_dir}/{RUNS}")
     out = Path(out_dir)
     summary, curves = build_tables(results, [p.with_name("curve.csv") for p in results], pruning_trials(results))
     write_csv(summary, out / "summary.csv")
-    write_csv(curves, out / "curves.csv")
+    write_csv(curves, out / curves_name)
     verdicts = evaluate_claims(summary, pruning)
     write_csv(claims_table(verdicts), out / "claims.csv")
     write_text(out / "claims.md", claims_markdown(verdicts))

@@ -4,9 +4,9 @@
 
 FOLDER holds a run's ``curves.csv`` (one row per evaluation of every job, as the aggregate step
 and ``lth.summarize`` write it; ``curves.csv.gz`` in a study assembled by lth.shards) and,
-optionally, its ``summary.csv`` (for the iterations each job ran, and the claims). The run must have trained every iteration (``patience`` and
-``leaf_patience`` null). For each patience p the command replays the stopping rule of
-``lth.training.train`` on every leaf job (``lth.lineage.is_leaf``: the controls, one-shot
+optionally, its ``summary.csv`` (for the iterations each job ran, and the claims). The run must
+have trained every iteration (``patience`` and ``leaf_patience`` null). For each patience p the
+command replays the stopping rule of ``lth.training.train`` on every leaf job (``lth.lineage.is_leaf``: the controls, one-shot
 tickets, the last round's iterative ticket; the last round is the folder's last): stop at the
 p-th evaluation in a row without a new minimum validation loss, the early stop being the minimum
 so far. It prints how many leaves' early-stop iteration and early-stop test accuracy would

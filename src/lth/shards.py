@@ -42,7 +42,7 @@ from .lineage import RUNS, dense_trials, experiments, grid, job_dir, lineage
 
 JOB_FILES = ("result.json", "curve.csv")  # what the summaries read of a training job
 MANIFESTS = "shards"  # RUN_DIR/shards/<archive name>.json: one manifest per unpacked shard
-CURVES = "curves.csv.gz"  # an assembled variant's curves, gzip-compressed (pandas reads them as they are)
+CURVES = "curves.csv.gz"  # an assembled variant's curves: a long study's are tens of MB of CSV, a third gzipped
 SNAKEMAKE_LOGS = (".snakemake", "log")  # one log per snakemake invocation, appended to as it runs
 # An absolute path in a Snakemake log (the command line, the Snakefile, the config files): it names
 # the machine the shard ran on, which a committed archive must not, so pack rewrites it.
@@ -337,7 +337,6 @@ def assemble(run_dir: str | Path, out_dir: str | Path, config: dict) -> list:
                     f"study {study['name']}: {', '.join(varied_settings(configs))} varied")
     for name, c in configs.items():
         lin = lineage(c)
-        # curves.csv.gz: a long study's curves are tens of MB of CSV, a third of that compressed
         summarize(run_dir, out / name, c["pruning"], f"{lin.dense}/{lin.prune}", curves_name=CURVES)
     provenance = {"config": dict(sorted(config.items())), "git": git, "assembled_by": scorer, "shards": manifests}
     write_text(out / "provenance.json", json.dumps(provenance, indent=2, default=str) + "\n")

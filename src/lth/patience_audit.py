@@ -2,18 +2,19 @@
 
     python3 -m lth.patience_audit FOLDER [FOLDER ...] [--patience 5 10 20 50] [--pruning iterative|oneshot]
 
-FOLDER holds a run's ``curves.csv`` (one row per evaluation of every job, as the aggregate step
-and ``lth.summarize`` write it; ``curves.csv.gz`` in a study assembled by lth.shards) and,
-optionally, its ``summary.csv`` (for the iterations each job ran, and the claims). The run must
-have trained every iteration (``patience`` and ``leaf_patience`` null). For each patience p the
-command replays the stopping rule of ``lth.training.train`` on every leaf job (``lth.lineage.is_leaf``: the controls, one-shot
-tickets, the last round's iterative ticket; the last round is the folder's last): stop at the
-p-th evaluation in a row without a new minimum validation loss, the early stop being the minimum
-so far. It prints how many leaves' early-stop iteration and early-stop test accuracy would
+FOLDER holds a run's ``curves.csv`` (one row per evaluation of every job, as the aggregate step and
+``lth.summarize`` write it; ``curves.csv.gz`` in a study assembled by lth.shards) and, optionally,
+its ``summary.csv`` (for the iterations each job ran, and the claims). The run must have trained
+every iteration (``patience`` and ``leaf_patience`` null). For each patience p the command replays
+the stopping rule of ``lth.training.train`` on every leaf job (``lth.lineage.is_leaf``: the
+controls, one-shot tickets, the last round's iterative ticket; the last round is the folder's last):
+stop at the p-th evaluation in a row without a new minimum validation loss, the early stop being the
+minimum so far. It prints how many leaves' early-stop iteration and early-stop test accuracy would
 differ from the full run's, the largest such difference, the iterations saved (absolute, as a
 fraction of the leaves' iterations and of every job's), and with ``summary.csv`` which claims'
 verdicts (``lth.claims``) would change. With several folders (a study's variants) it adds their
-total, counting a dense run found in several of them (same keys, same curve: shared) once. Non-leaf jobs are never stopped: their iterations count in the last column only.
+total, counting a dense run found in several of them (same keys, same curve: shared) once. Non-leaf
+jobs are never stopped: their iterations count in the last column only.
 
 The early-stop test accuracy of a stopped leaf is the one its curve holds at the new early stop,
 which was a new minimum when it was measured, so ``test_eval: minima`` runs can be audited too.

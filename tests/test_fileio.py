@@ -76,6 +76,7 @@ def test_no_folder_yet_means_no_leftovers(tmp_path):
     assert stale_temporaries(tmp_path / "missing" / "x.json") == []
 
 
+@pytest.mark.bitwise
 def test_a_gz_csv_reads_back_as_the_table_and_its_bytes_do_not_depend_on_when_it_was_written(tmp_path,
                                                                                            monkeypatch):
     import gzip

@@ -185,8 +185,8 @@ def test_the_rules_are_compared_by_their_file_at_each_commit(tmp_path):
 
 def test_every_committed_evidence_shard_is_the_one_its_readme_lists():
     """The shards' README lists what has run; each archive it names is in the checkout, whole,
-    with the trials and jobs its row gives, from the design's commit (a listed archive that
-    never reached a commit fails here on a clean clone)."""
+    with the trials, jobs, CPU and training CPU time its row gives, from the design's commit (a
+    listed archive that never reached a commit fails here on a clean clone)."""
     folder = ROOT / "results" / "studies" / "evidence" / "shards"
     if not (folder / "README.md").is_file():
         pytest.skip("no shard of the evidence run yet")
@@ -194,12 +194,16 @@ def test_every_committed_evidence_shard_is_the_one_its_readme_lists():
             if line.startswith("| trials_")]
     assert sorted(name.strip() for name, *_ in rows) == sorted(p.name for p in folder.glob("*.tar.gz"))
     configs = shards.dag_configs(load_config([str(EVIDENCE)]))
-    for name, spec, jobs, *_ in (map(str.strip, row) for row in rows):
+    for name, spec, jobs, cpu, cpu_time in (map(str.strip, row) for row in rows):
         with tarfile.open(folder / name) as tar:
             info = json.loads(tar.extractfile(f"shards/{shards.archive_name(folder / name)}.json").read())
             results = [n for n in tar.getnames() if n.endswith("/result.json")]
+            # The README's training CPU is the sum of the jobs' Snakemake benchmarks in the archive.
+            seconds = sum(pd.read_csv(tar.extractfile(n), sep="\t")["cpu_time"].sum()
+                          for n in tar.getnames() if n.startswith("benchmarks/") and n.endswith(".tsv"))
         trials = shards.parse_trials(spec.replace(" ", ""))
         assert info["trials"] == trials and info["training_jobs"] == int(jobs) == len(results)
+        assert (info["cpu"], f"{round(seconds):,} s") == (cpu, cpu_time), name
         assert sorted(results) == sorted(f"{job}/result.json" for job in shards.shard_jobs(configs, trials))
         assert info["git"]["commit"].startswith("622a37b") and not info["git"]["dirty"]
 

@@ -190,17 +190,17 @@ def test_every_committed_evidence_shard_is_the_one_its_readme_lists():
     folder = ROOT / "results" / "studies" / "evidence" / "shards"
     if not (folder / "README.md").is_file():
         pytest.skip("no shard of the evidence run yet")
-    rows = [line.split("|")[1:-1] for line in (folder / "README.md").read_text().splitlines()
-            if line.startswith("| trials_")]
+    lines = [line for line in (folder / "README.md").read_text().splitlines() if line.startswith("| trials_")]
+    rows = [line.split("|")[1:-1] for line in lines]
+    # Each row is the one `lth.shards pack` printed for its archive.
+    assert lines == [shards.readme_row(folder / name.strip()) for name, *_ in rows]
     assert sorted(name.strip() for name, *_ in rows) == sorted(p.name for p in folder.glob("*.tar.gz"))
     configs = shards.dag_configs(load_config([str(EVIDENCE)]))
     for name, spec, jobs, cpu, cpu_time in (map(str.strip, row) for row in rows):
         with tarfile.open(folder / name) as tar:
             info = json.loads(tar.extractfile(f"shards/{shards.archive_name(folder / name)}.json").read())
             results = [n for n in tar.getnames() if n.endswith("/result.json")]
-            # The README's training CPU is the sum of the jobs' Snakemake benchmarks in the archive.
-            seconds = sum(pd.read_csv(tar.extractfile(n), sep="\t")["cpu_time"].sum()
-                          for n in tar.getnames() if n.startswith("benchmarks/") and n.endswith(".tsv"))
+            seconds = shards.training_cpu_seconds(tar)  # the sum of the jobs' benchmarks' cpu_time
         trials = shards.parse_trials(spec.replace(" ", ""))
         assert info["trials"] == trials and info["training_jobs"] == int(jobs) == len(results)
         assert (info["cpu"], f"{round(seconds):,} s") == (cpu, cpu_time), name

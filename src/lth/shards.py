@@ -186,6 +186,25 @@ def archive_name(archive: Path) -> str:
     return archive.name.removesuffix(".gz").removesuffix(".tar")
 
 
+def training_cpu_seconds(tar: tarfile.TarFile) -> float:
+    """The CPU time of an archive's training jobs: the sum of their Snakemake benchmarks'
+    ``cpu_time``, the figure a shard's row in its study's README gives."""
+    return sum(pd.read_csv(tar.extractfile(n), sep="\t")["cpu_time"].sum()
+               for n in tar.getnames() if n.startswith("benchmarks/") and n.endswith(".tsv"))
+
+
+def readme_row(archive: str | Path) -> str:
+    """The archive's row of the shards' README table: name, trials, training jobs, CPU, training
+    CPU time."""
+    archive = Path(archive)
+    with tarfile.open(archive) as tar:
+        info = json.loads(tar.extractfile(f"{MANIFESTS}/{archive_name(archive)}.json").read())
+        seconds = training_cpu_seconds(tar)
+    cells = [archive.name, ", ".join(map(str, info["trials"])), str(info["training_jobs"]), info["cpu"],
+             f"{round(seconds):,} s"]
+    return "| " + " | ".join(cells) + " |"
+
+
 def pack(run_dir: str | Path, archive: str | Path, configs: dict[str, dict], trials: list[int],
          code_dir: str | Path | None = None) -> dict:
     """Write the shard's archive (a .tar.gz) and return its manifest, also stored inside it as
@@ -392,6 +411,7 @@ def main(argv=None) -> int:
         elif args.command == "pack":
             info = pack(args.run_dir, args.archive, dag_configs(config), parse_trials(args.trials), args.code)
             print(f"{args.archive}: {info['training_jobs']} training jobs of trials {_span(info['trials'])}")
+            print(readme_row(args.archive))  # the row its study's shards README lists
         else:
             verdicts = assemble(args.run_dir, args.out_dir, config)
             print(f"{args.out_dir}: " + ", ".join(f"{v.claim_id}:{v.verdict}" for v in verdicts))

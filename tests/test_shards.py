@@ -14,9 +14,11 @@ import pytest
 import yaml
 
 from lth import shards
+from lth.claims import claims_table
 from lth.errors import LTHError
 from lth.lineage import grid_dirs, lineage
 from lth.store import load_config
+from lth.studies import rescore_study
 from lth.summarize import summarize
 
 from conftest import ROOT, TINY_CONFIG, make_small_mnist, run_snakemake
@@ -312,6 +314,23 @@ def test_an_assembled_study_names_its_shards_and_writes_each_variants_summary(sh
         summary = pd.read_csv(out / variant / "summary.csv")
         assert set(summary["trial"]) == {0, 1, 2}
         assert (out / variant / "plots" / "accuracy.png").is_file()
+
+
+@pytest.mark.workflow
+def test_an_assembled_studys_claims_are_what_the_rules_make_of_its_summary_and_config(sharded):
+    """The assembly writes the effective config.yaml (no machine's data folder) and keeps its scoring
+    note in provenance.json: from them and summary.csv the rules remake claims.md and claims.csv, as
+    tests/test_evidence.py checks the committed evidence study."""
+    out = sharded["out"]
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["data_source"] == "/path/to/mnist" and config["study"] == sharded["config"]["study"]
+    assert {k: v for k, v in config.items() if k != "data_source"} == {
+        k: v for k, v in sharded["config"].items() if k != "data_source"}
+    note = json.loads((out / "provenance.json").read_text())["scoring_note"]
+    verdicts, text = rescore_study(pd.read_csv(out / "summary.csv"), out / "config.yaml", note=note)
+    assert text == (out / "claims.md").read_text()
+    pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(claims_table(verdicts).to_csv(index=False))),
+                                  pd.read_csv(out / "claims.csv"))
 
 
 @pytest.mark.workflow

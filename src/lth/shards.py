@@ -10,8 +10,8 @@ Snakemake's benchmark files and logs; ``pack`` puts them in one archive with a m
 trials, the commit and numerics code that ran, the CPU), ``unpack`` lays the archives of every
 shard into one run directory, refusing a file two shards made differently, and ``assemble``
 makes from it what the workflow's study rules make (summary.csv, table.csv, claims, the
-comparison figure) plus each variant's summary (lth.summarize) and a provenance.json naming the
-shards. No checkpoint (model.pt, mask.pt, init.pt) goes into an archive.
+comparison figure) plus each variant's summary (lth.summarize), the effective config.yaml and a
+provenance.json naming the shards. No checkpoint (model.pt, mask.pt, init.pt) goes into an archive.
 
     python3 -m lth.shards targets --configfile F [--config KEY=VALUE ...] --trials 0-1
     snakemake --cores 2 --configfile F ... $(python3 -m lth.shards targets --configfile F ... --trials 0-1)
@@ -357,9 +357,26 @@ def assemble(run_dir: str | Path, out_dir: str | Path, config: dict) -> list:
     for name, c in configs.items():
         lin = lineage(c)
         summarize(run_dir, out / name, c["pruning"], f"{lin.dense}/{lin.prune}", curves_name=CURVES)
-    provenance = {"config": dict(sorted(config.items())), "git": git, "assembled_by": scorer, "shards": manifests}
+    write_text(out / "config.yaml", effective_config_yaml(config))
+    provenance = {"config": dict(sorted(config.items())), "git": git, "assembled_by": scorer, "shards": manifests,
+                  "scoring_note": note}
     write_text(out / "provenance.json", json.dumps(provenance, indent=2, default=str) + "\n")
     return verdicts
+
+
+def effective_config_yaml(config: dict) -> str:
+    """The study's effective config.yaml, as ``python3 -m lth.summarize --rescore`` (and
+    tests/test_evidence.py) read a committed study's: the data folder of the machine that ran it
+    is written as ``/path/to/<name>`` (a relative one as given), since the file is committed."""
+    import yaml
+
+    config = dict(config)
+    source = config.get("data_source")
+    if source and str(source).startswith("/"):
+        config["data_source"] = neutral_path(str(source), {})
+    return ("# The effective config of this study: config.yaml, then the --configfile and --config given\n"
+            "# to its run and to `python3 -m lth.shards assemble` (the same), as Snakemake layers them.\n"
+            + yaml.safe_dump(config, sort_keys=False))
 
 
 def _span(trials: list[int]) -> str:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from lth import shards
-from lth.claims import claims_table
+from lth.claims import claims_markdown, claims_table, evaluate_claims
 from lth.errors import LTHError
 from lth.lineage import grid_dirs, lineage
 from lth.store import load_config
@@ -331,6 +331,9 @@ def test_an_assembled_studys_claims_are_what_the_rules_make_of_its_summary_and_c
     assert text == (out / "claims.md").read_text()
     pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(claims_table(verdicts).to_csv(index=False))),
                                   pd.read_csv(out / "claims.csv"))
+    for variant in ("iterative", "oneshot"):  # each variant's claims, under the same note
+        verdicts = evaluate_claims(pd.read_csv(out / variant / "summary.csv"), variant)
+        assert claims_markdown(verdicts, note=note) == (out / variant / "claims.md").read_text()
 
 
 @pytest.mark.workflow

@@ -356,7 +356,7 @@ def assemble(run_dir: str | Path, out_dir: str | Path, config: dict) -> list:
                     f"study {study['name']}: {', '.join(varied_settings(configs))} varied")
     for name, c in configs.items():
         lin = lineage(c)
-        summarize(run_dir, out / name, c["pruning"], f"{lin.dense}/{lin.prune}", curves_name=CURVES)
+        summarize(run_dir, out / name, c["pruning"], f"{lin.dense}/{lin.prune}", curves_name=CURVES, note=note)
     write_text(out / "config.yaml", effective_config_yaml(config))
     provenance = {"config": dict(sorted(config.items())), "git": git, "assembled_by": scorer, "shards": manifests,
                   "scoring_note": note}

@@ -97,9 +97,10 @@ def results_markdown(summary: pd.DataFrame) -> str:
 
 
 def summarize(run_dir: str | Path, out_dir: str | Path, pruning: str = "iterative", lineage: str | None = None,
-              curves_name: str = "curves.csv") -> pd.DataFrame:
+              curves_name: str = "curves.csv", note: str | None = None) -> pd.DataFrame:
     """The run's tables, claims and figures in ``out_dir``; ``curves_name`` ending in .gz writes the
-    curves gzip-compressed (a large study's: one row per evaluation of every job)."""
+    curves gzip-compressed (a large study's: one row per evaluation of every job); ``note`` goes
+    under the title of claims.md (an assembled study's: which rules scored it)."""
     results = finished_jobs(run_dir, lineage)
     if not results:
         raise SystemExit(f"no finished training jobs under {run_dir}/{RUNS}")
@@ -109,7 +110,7 @@ def summarize(run_dir: str | Path, out_dir: str | Path, pruning: str = "iterativ
     write_csv(curves, out / curves_name)
     verdicts = evaluate_claims(summary, pruning)
     write_csv(claims_table(verdicts), out / "claims.csv")
-    write_text(out / "claims.md", claims_markdown(verdicts))
+    write_text(out / "claims.md", claims_markdown(verdicts, note=note))
     write_text(out / "results.md", results_markdown(summary))
     plots = out / "plots"
     plot_figures(summary, curves, accuracy=plots / "accuracy.png", early_stop=plots / "early_stop.png",

@@ -323,7 +323,7 @@ def test_an_assembled_studys_claims_are_what_the_rules_make_of_its_summary_and_c
     tests/test_evidence.py checks the committed evidence study."""
     out = sharded["out"]
     config = yaml.safe_load((out / "config.yaml").read_text())
-    assert config["data_source"] == "/path/to/mnist" and config["study"] == sharded["config"]["study"]
+    assert config["data_source"] == "/path/to/mnist"
     assert {k: v for k, v in config.items() if k != "data_source"} == {
         k: v for k, v in sharded["config"].items() if k != "data_source"}
     note = json.loads((out / "provenance.json").read_text())["scoring_note"]
@@ -355,3 +355,9 @@ def test_a_job_no_shard_holds_stops_the_assembly(sharded, tmp_path):
     with pytest.raises(LTHError, match=r"training jobs of the configuration are in no shard \(first: .*trial_1/"):
         shards.assemble(tmp_path, tmp_path / "out", sharded["config"])
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("source, written", [("../shared/mnist", "../shared/mnist"), ("/srv/data/mnist", "/path/to/mnist")])
+def test_the_effective_config_keeps_a_relative_data_folder_and_hides_an_absolute_one(source, written):
+    config = yaml.safe_load(shards.effective_config_yaml({"data_source": source, "trials": 2}))
+    assert config == {"data_source": written, "trials": 2}

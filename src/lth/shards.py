@@ -148,8 +148,8 @@ def manifest(run_dir: Path, configs: dict[str, dict], trials: list[int], code_di
     jobs = shard_jobs(configs, trials)
     checksums = run_dir / "resources" / "mnist" / "checksums.json"
     data = json.loads(checksums.read_text()) if checksums.is_file() else None
-    if data and str(data.get("source", "")).startswith("/"):  # the folder the data came from, on that machine
-        data["source"] = neutral_path(data["source"], _places(run_dir, code_dir))
+    if data and data.get("source"):  # the folder the data came from, on that machine
+        data["source"] = neutral_path(str(data["source"]), _places(run_dir, code_dir))
     return {
         "trials": trials,
         "training_jobs": len(jobs),
@@ -166,7 +166,10 @@ def manifest(run_dir: Path, configs: dict[str, dict], trials: list[int], code_di
 
 def neutral_path(path: str, places: dict[str, Path]) -> str:
     """An absolute path made machine-neutral: below a folder of ``places``, that folder's name
-    (``RUN_DIR/results/...``); any other, ``/path/to/<its last part>``."""
+    (``RUN_DIR/results/...``); any other, ``/path/to/<its last part>``. A relative path names no
+    machine and is returned as it is."""
+    if not path.startswith("/"):
+        return path
     for name, root in sorted(((n, str(Path(d).resolve())) for n, d in places.items()), key=lambda r: -len(r[1])):
         if path == root or path.startswith(root + "/"):
             return name + path[len(root) :]
@@ -371,9 +374,8 @@ def effective_config_yaml(config: dict) -> str:
     import yaml
 
     config = dict(config)
-    source = config.get("data_source")
-    if source and str(source).startswith("/"):
-        config["data_source"] = neutral_path(str(source), {})
+    if config.get("data_source"):
+        config["data_source"] = neutral_path(str(config["data_source"]), {})
     return ("# The effective config of this study: config.yaml, then the --configfile and --config given\n"
             "# to its run and to `python3 -m lth.shards assemble` (the same), as Snakemake layers them.\n"
             + yaml.safe_dump(config, sort_keys=False))

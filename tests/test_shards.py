@@ -317,6 +317,7 @@ def test_an_assembled_study_names_its_shards_and_writes_each_variants_summary(sh
 
 
 @pytest.mark.workflow
+@pytest.mark.bitwise
 def test_an_assembled_studys_claims_are_what_the_rules_make_of_its_summary_and_config(sharded):
     """The assembly writes the effective config.yaml (no machine's data folder) and keeps its scoring
     note in provenance.json: from them and summary.csv the rules remake claims.md and claims.csv, as
